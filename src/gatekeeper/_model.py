@@ -1,0 +1,496 @@
+"""The value objects of gatekeeper: plans, gates, measurements, verdicts, decisions.
+
+Everything here is an immutable ``attrs`` class without I/O. Raw configuration
+enters through :meth:`Plan.from_mapping` / :func:`gatekeeper.load_plan`, never
+through ``Cls(**raw)``.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ._units import format_duration, format_quantity
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def _frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value))
+
+
+class Outcome(enum.Enum):
+    """The verdict on one criterion or one gate."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    INCONCLUSIVE = "inconclusive"
+
+
+class Action(enum.Enum):
+    """What the runner does after a checkpoint."""
+
+    CONTINUE = "continue"  # wait for the next checkpoint of the phase
+    ADVANCE = "advance"  # the phase is done: on to the next one
+    HOLD = "hold"  # stay where we are (re-check, or stop and wait for a person)
+    ROLLBACK = "rollback"  # canary share to 0, the run ends
+
+
+class Kind(enum.Enum):
+    """Criterion kinds. ``COMPARE`` is the statistical canary-vs-baseline judge."""
+
+    THRESHOLD = "threshold"
+    RELATIVE = "relative"
+    COUNT = "count"
+    STABLE = "stable"
+    COMPARE = "compare"
+
+
+class Reference(enum.Enum):
+    """What a relative criterion compares against."""
+
+    BASELINE = "baseline"  # the concurrent baseline variant, measured at the same moment
+    PRERUN = "prerun"  # the canary metric's value recorded when the run started
+
+
+class OnFail(enum.Enum):
+    ROLLBACK = "rollback"
+    HOLD = "hold"
+
+
+class OnInconclusive(enum.Enum):
+    HOLD = "hold"
+    FAIL = "fail"
+
+
+class RunOutcome(enum.Enum):
+    """How a run (or the part of it that was asked for) ended."""
+
+    ADVANCED = "advanced"  # every phase asked for advanced
+    ROLLED_BACK = "rolled back"
+    HELD = "held"  # stopped where it was; a person decides
+    INTERRUPTED = "interrupted"  # cut short (signal, error): never a success
+    ERROR = "error"
+
+    @property
+    def exit_code(self) -> int:
+        """The CLI contract: 0 advanced, 1 rolled back / failed, 3 held or cut short."""
+        return {
+            RunOutcome.ADVANCED: 0,
+            RunOutcome.ROLLED_BACK: 1,
+            RunOutcome.HELD: 3,
+            RunOutcome.INTERRUPTED: 3,
+            RunOutcome.ERROR: 1,
+        }[self]
+
+
+COMPARISONS = ("<", "<=", ">", ">=", "==", "!=")
+
+
+def compare(observed: float, op: str, bound: float) -> bool:
+    """``observed OP bound`` for the six comparison operators of the plan grammar."""
+    if op == "<":
+        return observed < bound
+    if op == "<=":
+        return observed <= bound
+    if op == ">":
+        return observed > bound
+    if op == ">=":
+        return observed >= bound
+    if op == "==":
+        return observed == bound
+    if op == "!=":
+        return observed != bound
+    raise ValueError(f"unknown comparison {op!r}")
+
+
+@attrs.frozen(kw_only=True)
+class Checkpoint:
+    """A moment a gate is judged, as an offset from the phase's start."""
+
+    name: str
+    offset: timedelta
+
+    @classmethod
+    def at(cls, offset: timedelta) -> Checkpoint:
+        return cls(name=format_duration(offset), offset=offset)
+
+
+@attrs.frozen(kw_only=True)
+class Criterion:
+    """One condition of a gate, parsed from text like ``"error_rate < 0.5%"``.
+
+    ``bound`` and ``offset`` are in the metric's own unit; ``unit`` is how the
+    text wrote the bound ("%", "ms", "s" or ""), used to show values back.
+    """
+
+    text: str
+    kind: Kind
+    metric: str
+    op: str | None = None
+    bound: float | None = None
+    unit: str = ""
+    reference: Reference | None = None
+    factor: float = 1.0
+    offset: float = 0.0
+    window: timedelta | None = None
+    tolerance: float | None = None
+    fail_only: bool = False
+    alpha: float | None = None
+
+    def describe_bound(self) -> str:
+        """The right-hand side as a person reads it: ``< 0.5%``, ``>= prerun × 1.058``."""
+        if self.kind is Kind.STABLE:
+            window = f" over {format_duration(self.window)}" if self.window else ""
+            return f"drift <= {format_quantity(self.tolerance or 0.0, '%')}{window}"
+        if self.kind in (Kind.RELATIVE, Kind.COMPARE) and self.reference is not None:
+            rhs = self.reference.value
+            if self.factor != 1.0:
+                rhs += f" * {self.factor:g}"
+            if self.offset:
+                rhs += f" {'+' if self.offset > 0 else '-'} {abs(self.offset):g}"
+            return f"{self.op} {rhs}"
+        return f"{self.op} {self.text.split(self.op or ' ', 1)[-1].strip()}"
+
+
+@attrs.frozen(kw_only=True)
+class Gate:
+    """The criteria judged at every checkpoint of a phase."""
+
+    criteria: tuple[Criterion, ...] = ()
+    alpha: float = 0.01
+
+
+@attrs.frozen(kw_only=True)
+class Policy:
+    """How verdicts become decisions. Defaults are the safe ones.
+
+    * a FAIL rolls back (``on_fail``), once ``failure_limit`` failed checkpoints or
+      ``consecutive_failure_limit`` failures in a row are reached; below the limits
+      the phase holds and re-checks after ``recheck_interval``;
+    * an INCONCLUSIVE holds and re-checks (``on_inconclusive = "hold"``) until
+      ``inconclusive_limit`` in a row, then does what ``on_fail`` says.
+    """
+
+    on_fail: OnFail = OnFail.ROLLBACK
+    on_inconclusive: OnInconclusive = OnInconclusive.HOLD
+    failure_limit: int = attrs.field(default=1, validator=attrs.validators.ge(1))
+    consecutive_failure_limit: int = attrs.field(default=1, validator=attrs.validators.ge(1))
+    inconclusive_limit: int = attrs.field(default=3, validator=attrs.validators.ge(1))
+    recheck_interval: timedelta = timedelta(minutes=5)
+
+
+@attrs.frozen(kw_only=True)
+class Approval:
+    """A manual go/no-go asked before a phase starts."""
+
+    prompt: str = "go/no-go"
+    timeout: timedelta | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Phase:
+    """A share of traffic held for a while and judged at checkpoints."""
+
+    name: str
+    traffic: float = attrs.field(validator=[attrs.validators.ge(0), attrs.validators.le(100)])
+    checkpoints: tuple[Checkpoint, ...]
+    gate: Gate = Gate()
+    policy: Policy = Policy()
+    approval: Approval | None = None
+    description: str = ""
+
+    @property
+    def duration(self) -> timedelta:
+        """The phase lasts until its last checkpoint (when nothing holds)."""
+        return self.checkpoints[-1].offset if self.checkpoints else timedelta(0)
+
+    def checkpoint(self, name: str) -> Checkpoint:
+        for checkpoint in self.checkpoints:
+            if checkpoint.name == name:
+                return checkpoint
+        known = ", ".join(c.name for c in self.checkpoints)
+        raise KeyError(f"phase {self.name!r} has no checkpoint {name!r} (known: {known})")
+
+
+@attrs.frozen(kw_only=True)
+class Metric:
+    """A named measurement: which source answers it and with which query.
+
+    ``query`` may be a template (``{{variant}}``, ``{{phase}}``, ``{{window}}`` and
+    plan args); a ratio metric gives ``numerator`` and ``denominator`` instead, so
+    the measurement keeps both counts (the statistical judge needs them).
+    ``options`` holds source-specific settings (a JSON path, a label to pick by).
+    """
+
+    name: str
+    source: str
+    query: str | None = None
+    numerator: str | None = None
+    denominator: str | None = None
+    baseline_query: str | None = None
+    unit: str = ""
+    count: bool = False
+    args: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
+    options: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+
+    @property
+    def is_ratio(self) -> bool:
+        return self.numerator is not None
+
+
+@attrs.frozen(kw_only=True)
+class SourceConfig:
+    """A named metric source of the plan: its type and its raw options."""
+
+    name: str
+    type: str
+    options: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+
+
+@attrs.frozen(kw_only=True)
+class TrafficConfig:
+    """The traffic backend of the plan: its type and its raw options."""
+
+    type: str = "memory"
+    options: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+
+
+@attrs.frozen(kw_only=True)
+class Plan:
+    """A progressive rollout: phases judged by gates over named metrics."""
+
+    name: str
+    phases: tuple[Phase, ...]
+    metrics: Mapping[str, Metric] = attrs.field(factory=dict, converter=_frozen_mapping)
+    sources: Mapping[str, SourceConfig] = attrs.field(factory=dict, converter=_frozen_mapping)
+    traffic: TrafficConfig = TrafficConfig()
+    policy: Policy = Policy()
+    variants: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
+    args: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
+    description: str = ""
+    path: str | None = attrs.field(default=None, eq=False)
+    digest: str = attrs.field(default="", eq=False)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, path: str | Path | None = None) -> Plan:
+        """Build a plan from a mapping shaped like the TOML plan file."""
+        from ._planfile import plan_from_mapping  # noqa: PLC0415 - keeps the model import-light
+
+        return plan_from_mapping(data, path=None if path is None else str(path))
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The mapping :meth:`from_mapping` reads back into an equal plan."""
+        from ._planfile import plan_to_mapping  # noqa: PLC0415
+
+        return plan_to_mapping(self)
+
+    def phase(self, name: str) -> Phase:
+        """The phase called ``name``; a ``KeyError`` that lists the known ones otherwise."""
+        for phase in self.phases:
+            if phase.name == name:
+                return phase
+        known = ", ".join(p.name for p in self.phases)
+        raise KeyError(f"unknown phase {name!r} (known: {known})")
+
+    def phase_offset(self, name: str) -> timedelta:
+        """When the phase starts on the nominal schedule (every earlier phase advancing
+        at its last checkpoint without holds), counted from the start of the run."""
+        offset = timedelta(0)
+        for phase in self.phases:
+            if phase.name == name:
+                return offset
+            offset += phase.duration
+        raise KeyError(name)
+
+
+@attrs.frozen(kw_only=True)
+class Query:
+    """What the engine asks a metric source: one metric, one variant, one moment.
+
+    ``text`` is the query template as the plan wrote it; a source renders it with
+    :meth:`render`, passing its own escaping for substituted values.
+    """
+
+    metric: str
+    text: str
+    at: datetime
+    window: timedelta
+    variant: str = "canary"
+    phase: str = ""
+    args: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
+    options: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+    deadline: datetime | None = None
+
+    def placeholders(self) -> dict[str, str]:
+        values = dict(self.args)
+        values.setdefault("variant", self.variant)
+        values["phase"] = self.phase
+        values["window"] = format_duration(self.window) if self.window else "0s"
+        return values
+
+    def render(self, escape: Any = None) -> str:
+        """The template with ``{{name}}`` replaced; ``escape(value)`` guards each value."""
+        from ._template import render  # noqa: PLC0415
+
+        return render(self.text, self.placeholders(), escape=escape)
+
+
+@attrs.frozen(kw_only=True)
+class Measurement:
+    """What a source answered for one query.
+
+    ``value`` is ``None`` when there is no usable number; ``reason`` then says why
+    (an empty result, a source error after retries, ...). ``numerator`` and
+    ``denominator`` carry the two counts of a ratio where the source knows them;
+    ``labels`` names what was counted (alert names); ``series`` holds the samples of
+    a range query.
+    """
+
+    metric: str
+    at: datetime
+    value: float | None
+    variant: str = "canary"
+    query: str = ""
+    source: str = ""
+    reason: str | None = None
+    numerator: float | None = None
+    denominator: float | None = None
+    labels: tuple[str, ...] = ()
+    series: tuple[tuple[datetime, float], ...] = ()
+    warnings: tuple[str, ...] = ()
+    retries: int = 0
+
+    @property
+    def problem(self) -> str | None:
+        """Why this measurement cannot be judged, or ``None`` when it can."""
+        if self.reason is not None:
+            return self.reason
+        if self.value is None:
+            return "no data"
+        if math.isnan(self.value):
+            return "value is NaN"
+        if math.isinf(self.value):
+            return f"value is {'+' if self.value > 0 else '-'}Inf"
+        if self.warnings:
+            return "source warned: " + "; ".join(self.warnings)
+        return None
+
+
+@attrs.frozen(kw_only=True)
+class Verdict:
+    """The judgement of one criterion at one checkpoint."""
+
+    criterion: Criterion
+    outcome: Outcome
+    reason: str
+    observed: float | None = None
+    bound: float | None = None
+    measurements: tuple[Measurement, ...] = ()
+    evidence: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+
+    @property
+    def query(self) -> str:
+        return " | ".join(m.query for m in self.measurements if m.query)
+
+
+def gate_outcome(verdicts: tuple[Verdict, ...] | list[Verdict]) -> Outcome:
+    """FAIL if any criterion failed, INCONCLUSIVE if none failed but one could not
+    decide, PASS only if every criterion passed (and there is at least one)."""
+    outcomes = {v.outcome for v in verdicts}
+    if Outcome.FAIL in outcomes:
+        return Outcome.FAIL
+    if Outcome.INCONCLUSIVE in outcomes or not verdicts:
+        return Outcome.INCONCLUSIVE
+    return Outcome.PASS
+
+
+@attrs.frozen(kw_only=True)
+class GateResult:
+    """Every verdict of a gate at one checkpoint, and the gate's own outcome."""
+
+    phase: str
+    checkpoint: str
+    at: datetime
+    verdicts: tuple[Verdict, ...]
+    attempt: int = 1
+
+    @property
+    def outcome(self) -> Outcome:
+        return gate_outcome(self.verdicts)
+
+
+@attrs.frozen(kw_only=True)
+class Decision:
+    """What the policy decided after a checkpoint, and why.
+
+    A ``HOLD`` with ``recheck_at`` re-checks the gate then; a ``HOLD`` without it
+    stops the run where it is, for a person to decide.
+    """
+
+    action: Action
+    reason: str
+    recheck_at: datetime | None = None
+
+    @property
+    def final(self) -> bool:
+        """Whether this decision ends the phase (and the run unless it advances)."""
+        return self.action in (Action.ADVANCE, Action.ROLLBACK) or (
+            self.action is Action.HOLD and self.recheck_at is None
+        )
+
+
+@attrs.frozen(kw_only=True)
+class Split:
+    """The traffic split a balancer reports: the canary's share in percent."""
+
+    canary: float
+    detail: str = ""
+
+    @property
+    def baseline(self) -> float:
+        return 100.0 - self.canary
+
+
+@attrs.frozen(kw_only=True)
+class CheckpointResult:
+    """One judged checkpoint: the gate result and the decision taken on it."""
+
+    result: GateResult
+    decision: Decision
+
+
+@attrs.frozen(kw_only=True)
+class PhaseResult:
+    """How one phase went."""
+
+    phase: str
+    decision: Decision
+    checkpoints: tuple[CheckpointResult, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class RunResult:
+    """How a run ended: the outcome, why, and every phase it went through."""
+
+    run_id: str
+    plan: str
+    outcome: RunOutcome
+    reason: str
+    phases: tuple[PhaseResult, ...] = ()
+    split: Split | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return self.outcome.exit_code
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is RunOutcome.ADVANCED

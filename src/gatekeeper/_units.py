@@ -1,0 +1,109 @@
+"""Durations ("15m", "4h30m", "90") and quantities ("0.5%", "200ms") as plans write them."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import timedelta
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|d|h|m|s)")
+_UNIT_SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def parse_duration(text: str | int | float) -> timedelta:
+    """``"15m"`` → 15 minutes; ``"4h30m"``, ``"1d"``, ``"90"`` (seconds) and numbers too.
+
+    Raises ``ValueError`` with a message that shows the accepted forms.
+    """
+    if isinstance(text, bool):
+        raise ValueError(f"expected a duration like '15m', got {text!r}")
+    if isinstance(text, int | float):
+        seconds = float(text)
+    else:
+        raw = text.strip()
+        try:
+            seconds = float(raw)
+        except ValueError:
+            pos = 0
+            seconds = 0.0
+            if not raw:
+                raise ValueError("expected a duration like '15m', got an empty string") from None
+            for match in _DURATION_PART.finditer(raw):
+                if match.start() != pos:
+                    break
+                seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+                pos = match.end()
+            if pos != len(raw):
+                raise ValueError(
+                    f"expected a duration like '90', '15m', '4h30m' or '1d', got {text!r}"
+                ) from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"a duration must be finite and not negative, got {text!r}")
+    return timedelta(seconds=seconds)
+
+
+def format_duration(delta: timedelta) -> str:
+    """The shortest plan spelling: 15 minutes → ``"15m"``, 4.5 hours → ``"4h30m"``."""
+    total = delta.total_seconds()
+    if total < 0:
+        return "-" + format_duration(-delta)
+    if total == 0:
+        return "0s"
+    whole = int(total)
+    millis = round((total - whole) * 1000)
+    if millis == 1000:
+        whole, millis = whole + 1, 0
+    parts = []
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    for value, unit in ((days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s")):
+        if value:
+            parts.append(f"{value}{unit}")
+    if millis:
+        parts.append(f"{millis}ms")
+    return "".join(parts)
+
+
+# Units a bound may carry, and what they multiply the number by to reach the base unit
+# of their dimension (ratio for %, seconds for time).
+QUANTITY_UNITS: dict[str, tuple[str, float]] = {
+    "%": ("ratio", 0.01),
+    "ms": ("time", 0.001),
+    "s": ("time", 1.0),
+}
+
+# Metric units and how a base value (ratio or seconds) converts into them.
+METRIC_UNITS: dict[str, tuple[str | None, float]] = {
+    "": (None, 1.0),  # a plain number: % means /100, time means seconds
+    "ratio": ("ratio", 1.0),
+    "percent": ("ratio", 100.0),
+    "s": ("time", 1.0),
+    "ms": ("time", 1000.0),
+    "count": (None, 1.0),
+}
+
+
+def format_number(value: float) -> str:
+    """A number as a person reads it: no float noise, no exponent for everyday values."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    text = f"{value:.4g}"
+    if "e" in text:
+        return f"{value:.6f}".rstrip("0").rstrip(".")
+    return text
+
+
+def format_quantity(value: float, unit: str) -> str:
+    """A base value shown in a display unit: ``0.0042, "%"`` → ``"0.42%"``."""
+    if unit == "%":
+        return format_number(value * 100) + "%"
+    if unit == "ms":
+        return format_number(value * 1000) + "ms"
+    if unit == "s":
+        return format_number(value) + "s"
+    return format_number(value)

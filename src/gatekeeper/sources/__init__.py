@@ -1,0 +1,1 @@
+"""Built-in metric sources. Each module exposes ``create(name, options, context)``."""

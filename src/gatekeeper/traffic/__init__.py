@@ -1,0 +1,1 @@
+"""Built-in traffic backends. Each module exposes ``create(options, context)``."""

@@ -1,0 +1,7 @@
+"""Shared fixtures. Real-server fixtures live in tests/realservers/, one module a server."""
+
+from __future__ import annotations
+
+pytest_plugins = [
+    "realservers.fixtures",
+]

@@ -3,5 +3,9 @@
 from __future__ import annotations
 
 pytest_plugins = [
-    "realservers.fixtures",
+    "realservers.alertmanager",
+    "realservers.haproxy",
+    "realservers.nginx",
+    "realservers.postgres",
+    "realservers.prometheus",
 ]

@@ -1,0 +1,3 @@
+"""Fixtures for a real haproxy on 127.0.0.1 (filled in by the work that needs it)."""
+
+from __future__ import annotations

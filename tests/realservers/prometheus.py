@@ -1,3 +1,165 @@
-"""Fixtures for a real prometheus on 127.0.0.1 (filled in by the work that needs it)."""
+"""A real Prometheus on 127.0.0.1: backfilled (exact data, no scraping) or scraping.
+
+Use the session fixture ``prometheus_launcher`` from any scope:
+
+    server = prometheus_launcher.backfilled(openmetrics_text)   # exact history
+    server = prometheus_launcher.scraping(["127.0.0.1:8001"])   # live, 1s interval
+    server.url; server.query("up"); server.stop()
+
+Every server the launcher started is stopped at the end of the session (stopping
+earlier with ``server.stop()`` frees the memory sooner). Backfilled timestamps must
+lie in the past; retention is set to ten years so old history is kept.
+"""
 
 from __future__ import annotations
+
+import json
+import math
+import subprocess
+import tempfile
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from . import binary, free_port, stop_process, wait_until
+
+__all__ = ["PrometheusLauncher", "PrometheusServer", "openmetrics_series", "prometheus_launcher"]
+
+
+@attrs.define(kw_only=True)
+class PrometheusServer:
+    """A running Prometheus: its base URL, its data directory and how to stop it."""
+
+    url: str
+    directory: Path
+    process: subprocess.Popen[bytes] = attrs.field(repr=False)
+
+    def query(self, promql: str, at: float | None = None) -> Any:
+        """The ``data`` of an instant query (a test helper; the source is the real client)."""
+        params = {"query": promql}
+        if at is not None:
+            params["time"] = str(at)
+        with urllib.request.urlopen(  # noqa: S310 - a 127.0.0.1 URL built here
+            f"{self.url}/api/v1/query?{urllib.parse.urlencode(params)}", timeout=5
+        ) as response:
+            return json.load(response)["data"]
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
+def openmetrics_series(
+    name: str, labels: Mapping[str, str], points: Sequence[tuple[float, float]]
+) -> str:
+    """OpenMetrics sample lines for one series: ``name{labels} value timestamp``."""
+    inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    head = f"{name}{{{inner}}}" if inner else name
+    return "".join(f"{head} {_om_value(value)} {stamp:.3f}\n" for stamp, value in points)
+
+
+def _om_value(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value))
+
+
+class PrometheusLauncher:
+    """Starts Prometheus servers in temp dirs on free ports; stops them all at the end."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._servers: list[PrometheusServer] = []
+
+    def _start(self, config: str, data_dir: Path, *, ready_timeout: float = 20.0) -> PrometheusServer:
+        port = free_port()
+        config_file = data_dir.parent / "prometheus.yml"
+        config_file.write_text(config)
+        log = (data_dir.parent / "prometheus.log").open("wb")
+        process = subprocess.Popen(  # noqa: S603 - fixed argv, our own temp paths
+            [
+                binary("prometheus"),
+                f"--config.file={config_file}",
+                f"--storage.tsdb.path={data_dir}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--storage.tsdb.retention.time=10y",
+                "--web.enable-lifecycle",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        server = PrometheusServer(url=f"http://127.0.0.1:{port}", directory=data_dir, process=process)
+        self._servers.append(server)
+
+        def ready() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    "prometheus exited: " + (data_dir.parent / "prometheus.log").read_text()[-2000:]
+                )
+            with urllib.request.urlopen(f"{server.url}/-/ready", timeout=1) as response:  # noqa: S310
+                return bool(response.status == 200)
+
+        try:
+            wait_until(ready, timeout=ready_timeout, what="prometheus /-/ready")
+        except BaseException:
+            server.stop()
+            raise
+        return server
+
+    def _workdir(self) -> Path:
+        return Path(tempfile.mkdtemp(prefix="prom-", dir=self._root))
+
+    def backfilled(self, openmetrics: str) -> PrometheusServer:
+        """A server whose TSDB holds exactly ``openmetrics`` (``# EOF`` is added if
+        missing), built with ``promtool tsdb create-blocks-from openmetrics``."""
+        work = self._workdir()
+        data = work / "data"
+        data.mkdir()
+        text = openmetrics if openmetrics.rstrip().endswith("# EOF") else openmetrics + "# EOF\n"
+        source = work / "data.om"
+        source.write_text(text)
+        result = subprocess.run(  # noqa: S603 - fixed argv, our own temp paths
+            [binary("promtool"), "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"promtool failed: {result.stdout}\n{result.stderr}")
+        return self._start("global: {}\nscrape_configs: []\n", data)
+
+    def scraping(self, targets: Sequence[str], *, interval: str = "1s") -> PrometheusServer:
+        """A server scraping ``targets`` (host:port, ``/metrics``) every ``interval``.
+        The first scrape lands 5-6 s after start: poll, never sleep."""
+        work = self._workdir()
+        data = work / "data"
+        data.mkdir()
+        config = (
+            f"global:\n  scrape_interval: {interval}\n  evaluation_interval: {interval}\n"
+            "scrape_configs:\n  - job_name: apps\n"
+            f"    scrape_interval: {interval}\n    scrape_timeout: {interval}\n"
+            f"    static_configs:\n      - targets: {json.dumps(list(targets))}\n"
+        )
+        return self._start(config, data)
+
+    def stop_all(self) -> None:
+        for server in self._servers:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def prometheus_launcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusLauncher]:
+    """Start real Prometheus servers (backfilled or scraping); all stopped after the session."""
+    launcher = PrometheusLauncher(tmp_path_factory.mktemp("prometheus"))
+    try:
+        yield launcher
+    finally:
+        launcher.stop_all()

@@ -1,0 +1,497 @@
+"""The resilient HTTP layer shared by the prometheus, alertmanager and http-json sources.
+
+One ``httpx.AsyncClient`` per source (injected, or made on first use and then owned
+and closed by the source), explicit timeouts, retries with tenacity on transport
+errors and 408/425/429/5xx only, exponential backoff with jitter that yields to a
+server's ``Retry-After``, all bounded by attempts *and* by a deadline that fits
+inside the checkpoint. Secrets (bearer token, basic-auth password, secret headers)
+are read from environment variables named in the plan, at request time, and never
+appear in ``repr``, reasons, exceptions or spans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import math
+import random
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import attrs
+import httpx
+import tenacity
+
+from .._options import Options
+from .._units import format_duration, parse_duration
+from ..exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
+    from .._model import Query
+    from .._protocols import PluginContext
+
+__all__ = [
+    "HttpOutcome",
+    "HttpSettings",
+    "ResilientHttp",
+    "RetryPolicy",
+    "http_settings",
+    "query_budget",
+    "source_span",
+]
+
+RETRY_STATUSES = frozenset({408, 425, 429})
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """How often and how long a request is retried.
+
+    ``attempts`` counts the first try; ``deadline`` bounds one query with all its
+    retries and waits (a checkpoint's own deadline may shorten it further);
+    ``max_retry_after`` caps how long a server's ``Retry-After`` may make us wait.
+    """
+
+    attempts: int = attrs.field(default=3, validator=attrs.validators.ge(1))
+    backoff: float = 0.2
+    max_backoff: float = 5.0
+    jitter: float = 0.2
+    deadline: float = 30.0
+    max_retry_after: float = 30.0
+
+
+@attrs.frozen(kw_only=True)
+class HttpSettings:
+    """The connection part of a source's options (no secret values, only names)."""
+
+    url: str
+    timeout: float = 5.0
+    retry: RetryPolicy = RetryPolicy()
+    headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+    secret_headers_env: Mapping[str, str] = attrs.field(factory=dict)
+    bearer_token_env: str | None = None
+    basic_username_env: str | None = None
+    basic_password_env: str | None = None
+    tls_verify: bool = True
+    ca_bundle: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class HttpOutcome:
+    """The end of a request with its retries.
+
+    ``response`` is the last response (possibly a 5xx after the last attempt);
+    ``error`` says why there is no response (timed out, connection refused, ...);
+    ``attempts`` is how many requests were sent.
+    """
+
+    response: httpx.Response | None
+    error: str | None
+    attempts: int
+
+    @property
+    def retries(self) -> int:
+        return max(self.attempts - 1, 0)
+
+    def attempts_text(self) -> str:
+        return f"{self.attempts} attempt{'s' if self.attempts != 1 else ''}"
+
+
+def _seconds(opts: Options, key: str, default: float) -> float:
+    raw = opts.raw(key)
+    if raw is None:
+        return default
+    try:
+        value = parse_duration(raw).total_seconds()
+    except ValueError as exc:
+        raise ConfigError(str(exc), key=key) from None
+    if value <= 0:
+        raise ConfigError("must be more than zero", key=key)
+    return value
+
+
+def _env_name(value: Any, key: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(
+            "expected the NAME of an environment variable (the secret itself never goes "
+            "in the plan)",
+            key=key,
+        )
+    return value
+
+
+def http_settings(opts: Options, *, url_required: bool = True) -> HttpSettings:
+    """Read the shared connection options from a source's table.
+
+    Keys: ``url``, ``timeout`` (per request, default 5s), ``attempts`` (default 3),
+    ``backoff`` (first wait, default 0.2s), ``max_backoff`` (5s), ``deadline`` (one
+    query with its retries, 30s), ``max_retry_after`` (30s), ``headers`` (a table of
+    plain values), ``headers_env`` (header name → environment variable holding the
+    value), ``bearer_token_env``, ``basic_auth = {username_env, password_env}``,
+    ``tls_verify`` (default true), ``ca_bundle`` (a PEM file).
+    """
+    url = opts.required_text("url") if url_required else (opts.text("url") or "")
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"expected an http:// or https:// URL, got {url!r}", key="url")
+        if parts.username is not None or parts.password is not None:
+            raise ConfigError(
+                "credentials do not belong in the URL: use basic_auth or bearer_token_env",
+                key="url",
+            )
+    attempts = opts.integer("attempts", 3) or 3
+    if attempts < 1:
+        raise ConfigError("must be at least 1", key="attempts")
+    retry = RetryPolicy(
+        attempts=attempts,
+        backoff=_seconds(opts, "backoff", 0.2),
+        max_backoff=_seconds(opts, "max_backoff", 5.0),
+        deadline=_seconds(opts, "deadline", 30.0),
+        max_retry_after=_seconds(opts, "max_retry_after", 30.0),
+    )
+    headers = opts.table("headers")
+    for name, value in headers.items():
+        if not isinstance(value, str):
+            raise ConfigError(f"expected a string, got {value!r}", key=f"headers.{name}")
+    secret_headers = {
+        name: _env_name(value, f"headers_env.{name}")
+        for name, value in opts.table("headers_env").items()
+    }
+    bearer = opts.raw("bearer_token_env")
+    basic = opts.table("basic_auth")
+    username_env = password_env = None
+    if basic:
+        unknown = sorted(set(basic) - {"username_env", "password_env"})
+        if unknown:
+            raise ConfigError(
+                "unknown key (known: password_env, username_env)", key=f"basic_auth.{unknown[0]}"
+            )
+        username_env = _env_name(basic.get("username_env"), "basic_auth.username_env")
+        password_env = _env_name(basic.get("password_env"), "basic_auth.password_env")
+    if bearer is not None and basic:
+        raise ConfigError("use either bearer_token_env or basic_auth, not both", key="basic_auth")
+    return HttpSettings(
+        url=url.rstrip("/"),
+        timeout=_seconds(opts, "timeout", 5.0),
+        retry=retry,
+        headers={str(k): str(v) for k, v in headers.items()},
+        secret_headers_env=secret_headers,
+        bearer_token_env=None if bearer is None else _env_name(bearer, "bearer_token_env"),
+        basic_username_env=username_env,
+        basic_password_env=password_env,
+        tls_verify=opts.flag("tls_verify", True),
+        ca_bundle=opts.text("ca_bundle"),
+    )
+
+
+def query_budget(query: Query, policy: RetryPolicy) -> float:
+    """Seconds one query may take with its retries: the source's ``deadline``,
+    shortened to what is left of the checkpoint (``query.deadline - query.at``).
+
+    Measured from the query's own ``at`` so a simulated clock (a rehearsal of a past
+    window) gets the same budget as a live run.
+    """
+    budget = policy.deadline
+    if query.deadline is not None:
+        left = (query.deadline - query.at).total_seconds()
+        if left > 0:
+            budget = min(budget, left)
+    return budget
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date."""
+    raw = response.headers.get("retry-after")
+    if raw is None:
+        return None
+    raw = raw.strip()
+    try:
+        seconds = float(raw)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(seconds, 0.0)
+
+
+class _RetryableStatus(Exception):  # noqa: N818 - an internal signal, not an error shown to anyone
+    """A response whose status says "try again" (408, 425, 429, 5xx)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        super().__init__(f"HTTP {response.status_code}")
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, httpx.TransportError | _RetryableStatus)
+
+
+class _Wait(tenacity.wait.wait_base):
+    """Exponential backoff with jitter; a ``Retry-After`` (capped) takes precedence."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._policy = policy
+        self._cap = policy.max_retry_after
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(exc, _RetryableStatus):
+            after = _retry_after(exc.response)
+            if after is not None:
+                return min(after, self._cap)
+        # backoff * 2^(n-1), capped, plus up to `jitter` seconds of random spread
+        # (spelled out: tenacity renamed wait_exponential_jitter's arguments across versions)
+        policy = self._policy
+        exponential = policy.backoff * 2 ** (retry_state.attempt_number - 1)
+        spread = random.uniform(0, policy.jitter)  # noqa: S311 - jitter, not cryptography
+        return min(exponential, policy.max_backoff) + spread
+
+
+def describe_error(exc: BaseException, timeout: float) -> str:
+    """A short reason for a transport failure, without URLs, headers or secrets."""
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out after {format_duration(timedelta(seconds=timeout))}"
+    if isinstance(exc, httpx.ConnectError):
+        text = str(exc)
+        return "connection refused" if "refused" in text.lower() else "cannot connect"
+    if isinstance(exc, httpx.TransportError):
+        return f"transport error ({type(exc).__name__})"
+    return f"{type(exc).__name__}"
+
+
+class ResilientHttp:
+    """Sends a source's requests with its auth, timeouts and retry policy.
+
+    ``client``: an ``httpx.AsyncClient`` the caller owns (tests, embedders); without
+    one, a client is made on first use in the running event loop and closed by
+    :meth:`aclose`. ``sleep`` waits between retries (tests inject a recorder).
+    """
+
+    def __init__(
+        self,
+        settings: HttpSettings,
+        *,
+        env: Mapping[str, str],
+        client: httpx.AsyncClient | None = None,
+        sleep: Sleep | None = None,
+    ) -> None:
+        self.settings = settings
+        self._env = env
+        self._client = client
+        self._owns_client = client is None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._sleep: Sleep = sleep or asyncio.sleep
+
+    def __repr__(self) -> str:
+        return f"ResilientHttp(url={self.settings.url!r})"
+
+    def _make_client(self) -> httpx.AsyncClient:
+        verify: ssl.SSLContext | bool = self.settings.tls_verify
+        if self.settings.tls_verify and self.settings.ca_bundle:
+            verify = ssl.create_default_context(cafile=self.settings.ca_bundle)
+        return httpx.AsyncClient(
+            timeout=httpx.Timeout(self.settings.timeout),
+            verify=verify,
+            follow_redirects=False,
+            trust_env=False,
+        )
+
+    def _get_client(self) -> httpx.AsyncClient:
+        if not self._owns_client:
+            assert self._client is not None  # noqa: S101 - injected in __init__
+            return self._client
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            # A client's pool belongs to one event loop; a sync facade that runs each
+            # checkpoint in a fresh loop gets a fresh client (the old loop is gone).
+            self._client = self._make_client()
+            self._client_loop = loop
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the client if this object made it; an injected one stays open."""
+        if self._owns_client and self._client is not None:
+            client, self._client = self._client, None
+            try:
+                await client.aclose()
+            except RuntimeError:  # its event loop is already closed: nothing left to free
+                pass
+
+    def missing_secret(self) -> str | None:
+        """The name of a configured secret variable that is not set, if any."""
+        names = [
+            self.settings.bearer_token_env,
+            self.settings.basic_username_env,
+            self.settings.basic_password_env,
+            *self.settings.secret_headers_env.values(),
+        ]
+        for name in names:
+            if name is not None and not self._env.get(name):
+                return name
+        return None
+
+    def _auth_headers(self) -> tuple[dict[str, str], httpx.Auth | None]:
+        headers = dict(self.settings.headers)
+        for header, env_name in self.settings.secret_headers_env.items():
+            headers[header] = self._env[env_name]
+        auth: httpx.Auth | None = None
+        if self.settings.bearer_token_env is not None:
+            headers["Authorization"] = "Bearer " + self._env[self.settings.bearer_token_env]
+        elif self.settings.basic_username_env and self.settings.basic_password_env:
+            auth = httpx.BasicAuth(
+                self._env[self.settings.basic_username_env],
+                self._env[self.settings.basic_password_env],
+            )
+        return headers, auth
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Any = None,
+        data: Mapping[str, str] | None = None,
+        json: Any = None,
+        budget: float | None = None,
+        span: Span | None = None,
+    ) -> HttpOutcome:
+        """Send ``method url`` with retries; never raises for HTTP or transport trouble.
+
+        ``budget`` (seconds) bounds the whole exchange: each attempt's timeout is cut
+        to what is left, and no retry starts whose wait would end past it.
+        """
+        missing = self.missing_secret()
+        if missing is not None:
+            return HttpOutcome(
+                response=None,
+                error=f"environment variable {missing} (named in the plan) is not set",
+                attempts=0,
+            )
+        policy = self.settings.retry
+        total = policy.deadline if budget is None else budget
+        started = time.monotonic()
+        headers, auth = self._auth_headers()
+        client = self._get_client()
+        attempts = 0
+
+        async def attempt() -> httpx.Response:
+            nonlocal attempts
+            attempts += 1
+            left = total - (time.monotonic() - started)
+            if left <= 0:
+                raise httpx.ReadTimeout("deadline reached")
+            timeout = httpx.Timeout(min(self.settings.timeout, left))
+            response = await client.request(
+                method,
+                url,
+                params=params,
+                data=data,
+                json=json,
+                headers=headers,
+                auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
+                timeout=timeout,
+            )
+            if response.status_code in RETRY_STATUSES or response.status_code >= 500:
+                await response.aread()
+                raise _RetryableStatus(response)
+            return response
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            if span is None:
+                return
+            exc = state.outcome.exception() if state.outcome else None
+            cause = (
+                f"HTTP {exc.response.status_code}"
+                if isinstance(exc, _RetryableStatus)
+                else describe_error(exc, self.settings.timeout)
+                if exc is not None
+                else "unknown"
+            )
+            wait = state.next_action.sleep if state.next_action else 0.0
+            span.add_event(
+                "gatekeeper.retry",
+                {
+                    "gatekeeper.attempt": state.attempt_number,
+                    "gatekeeper.cause": cause,
+                    "gatekeeper.wait_s": float(wait),
+                },
+            )
+
+        retrying = tenacity.AsyncRetrying(
+            stop=tenacity.stop_after_attempt(policy.attempts) | tenacity.stop_before_delay(total),
+            wait=_Wait(policy),
+            retry=tenacity.retry_if_exception(_retryable),
+            before_sleep=before_sleep,
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            response = await retrying(attempt)
+        except _RetryableStatus as exc:
+            return HttpOutcome(response=exc.response, error=None, attempts=attempts)
+        except httpx.TransportError as exc:
+            timeout = min(self.settings.timeout, total)
+            return HttpOutcome(
+                response=None, error=describe_error(exc, timeout), attempts=attempts
+            )
+        except httpx.HTTPError as exc:  # e.g. an invalid URL after rendering
+            return HttpOutcome(
+                response=None, error=f"request failed ({type(exc).__name__})", attempts=attempts
+            )
+        return HttpOutcome(response=response, error=None, attempts=attempts)
+
+
+def status_reason(outcome: HttpOutcome) -> str:
+    """``HTTP 503 after 3 attempts`` for a response that was not a success."""
+    assert outcome.response is not None  # noqa: S101 - callers checked
+    return f"HTTP {outcome.response.status_code} after {outcome.attempts_text()}"
+
+
+def _tracer() -> Any:
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    from opentelemetry import trace  # noqa: PLC0415 - keep telemetry off the import path
+
+    try:
+        own_version = version("gatekeeper")
+    except PackageNotFoundError:  # running from a source tree
+        own_version = "0"
+    return trace.get_tracer("gatekeeper", own_version)
+
+
+@contextmanager
+def source_span(kind: str, name: str, query: Query) -> Iterator[Span]:
+    """One span per source query: ``gatekeeper.source.query``, low-cardinality name,
+    details in ``gatekeeper.*`` attributes (never a secret, never the raw response)."""
+    with _tracer().start_as_current_span(
+        "gatekeeper.source.query",
+        attributes={
+            "gatekeeper.source.type": kind,
+            "gatekeeper.source": name,
+            "gatekeeper.metric": query.metric,
+            "gatekeeper.variant": query.variant,
+        },
+    ) as span:
+        yield span
+
+
+def unix_time(at: datetime) -> str:
+    """A timestamp as Prometheus takes it (unix seconds); naive times are UTC."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return f"{at.timestamp():.3f}"

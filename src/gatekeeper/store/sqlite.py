@@ -1,0 +1,264 @@
+"""``SQLiteStore``: the default journal, one file on one host.
+
+Durability: ``journal_mode=WAL`` with ``synchronous=FULL``, so every committed append
+has been fsync'd to the write-ahead log before :meth:`SQLiteStore.append` returns,
+and a reader (``gatekeeper status``) never blocks the runner that writes. WAL needs
+the ``-wal``/``-shm`` files beside the database on a local file system (not NFS);
+DELETE mode would work there but blocks readers during writes and costs two fsyncs
+per commit instead of one.
+
+The file is ours only if its ``application_id`` says so: a foreign or corrupted file
+is refused before anything is written to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import StoreError
+from . import _Cursor, _Now, _SqlJournal, _utc
+
+__all__ = ["APPLICATION_ID", "MIGRATIONS", "SQLiteStore"]
+
+#: ``PRAGMA application_id`` of a gatekeeper journal ("gtkp").
+APPLICATION_ID = 0x67746B70
+
+#: Schema migrations, applied in order; version N is ``MIGRATIONS[N - 1]`` and is
+#: recorded in ``PRAGMA user_version`` in the same transaction.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        f"PRAGMA application_id = {APPLICATION_ID}",
+        """CREATE TABLE gatekeeper_runs (
+            ord INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id TEXT NOT NULL UNIQUE,
+            plan TEXT NOT NULL,
+            plan_digest TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'running',
+            last_seq INTEGER NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX gatekeeper_runs_plan ON gatekeeper_runs (plan, ord)",
+        """CREATE TABLE gatekeeper_events (
+            run_id TEXT NOT NULL REFERENCES gatekeeper_runs (run_id),
+            seq INTEGER NOT NULL CHECK (seq > 0),
+            kind TEXT NOT NULL,
+            at TEXT NOT NULL,
+            phase TEXT,
+            checkpoint TEXT,
+            data TEXT NOT NULL,
+            PRIMARY KEY (run_id, seq)
+        )""",
+        """CREATE TRIGGER gatekeeper_events_no_update BEFORE UPDATE ON gatekeeper_events
+            BEGIN SELECT RAISE(ABORT, 'the gatekeeper journal is append-only'); END""",
+        """CREATE TRIGGER gatekeeper_events_no_delete BEFORE DELETE ON gatekeeper_events
+            BEGIN SELECT RAISE(ABORT, 'the gatekeeper journal is append-only'); END""",
+        """CREATE TABLE gatekeeper_leases (
+            run_id TEXT PRIMARY KEY REFERENCES gatekeeper_runs (run_id),
+            owner TEXT,
+            token INTEGER NOT NULL,
+            expires_at TEXT NOT NULL
+        )""",
+    ),
+)
+
+
+def default_owner() -> str:
+    """Who a runner is in lease messages: host, pid and a nonce (two stores, two owners)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class SQLiteStore(_SqlJournal):
+    """An append-only journal in one SQLite file; thread-safe (one connection, a lock).
+
+    ``busy_timeout`` is how long a write waits for another process's lock before
+    ``StoreError``; ``max_pages`` caps the file's size in pages (a quota; tests use it
+    to simulate a full disk). Leases work between processes on this host and use
+    ``clock`` (default: the system clock, UTC).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout: timedelta = timedelta(seconds=5),
+        owner: str | None = None,
+        lease: timedelta = timedelta(seconds=30),
+        clock: _Now | None = None,
+        max_pages: int | None = None,
+    ) -> None:
+        super().__init__(owner=owner or default_owner(), lease=lease, clock=clock)
+        self.path = Path(path)
+        self._busy = busy_timeout
+        self._lock = threading.RLock()
+        if not self.path.parent.is_dir():
+            raise StoreError(f"{self.path}: cannot create the journal, no such directory")
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=busy_timeout.total_seconds(),
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise self._error(exc, "open the journal") from exc
+        try:
+            self._check_ours(conn)
+            self._use_wal(conn)
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            if max_pages is not None:
+                conn.execute(f"PRAGMA max_page_count = {int(max_pages)}")
+            self._migrate(conn)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise self._error(exc, "open the journal") from exc
+        except BaseException:
+            conn.close()
+            raise
+        self._conn: sqlite3.Connection | None = conn
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r}, owner={self.owner!r})"
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the leases this store holds and close the file (idempotent)."""
+        with self._lock:
+            if self._conn is None:
+                return
+            self._release_all()
+            self._conn.close()
+            self._conn = None
+
+    @property
+    def schema_version(self) -> int:
+        with self._read("read the schema version") as cur:
+            return int(cur.execute("PRAGMA user_version").fetchone()[0])
+
+    # -- opening -------------------------------------------------------------------
+    def _check_ours(self, conn: sqlite3.Connection) -> None:
+        """Refuse a file that is not a gatekeeper journal, reading only."""
+        app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        tables = sorted(
+            name
+            for (name,) in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        )
+        if app_id == 0 and version == 0 and not tables:
+            return  # a new, empty file: ours to initialise
+        if app_id != APPLICATION_ID or version == 0:
+            shown = ", ".join(tables[:5]) or "none"
+            raise StoreError(
+                f"{self.path} is not a gatekeeper journal (application_id {app_id:#x},"
+                f" user_version {version}, tables: {shown}); refusing to touch it:"
+                " point the store at another file"
+            )
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"{self.path} has journal schema version {version}, newer than this"
+                f" gatekeeper knows ({len(MIGRATIONS)}): upgrade gatekeeper"
+            )
+
+    def _use_wal(self, conn: sqlite3.Connection) -> None:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError(f"{self.path}: cannot switch the journal to WAL mode ({mode})")
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Apply the missing migrations, each in its own transaction with its version."""
+        while True:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+                if version >= len(MIGRATIONS):
+                    conn.execute("COMMIT")
+                    return
+                for statement in MIGRATIONS[version]:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {version + 1}")
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+
+    # -- the dialect hooks of _SqlJournal --------------------------------------------
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"{self.path}: the store is closed")
+        return self._conn
+
+    @contextlib.contextmanager
+    def _transaction(self, what: str) -> Iterator[sqlite3.Cursor]:
+        with self._lock:
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._error(exc, what) from exc
+            try:
+                yield conn.cursor()
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _rollback(conn)
+                raise self._error(exc, what) from exc
+            except BaseException:
+                _rollback(conn)
+                raise
+
+    @contextlib.contextmanager
+    def _read(self, what: str) -> Iterator[sqlite3.Cursor]:
+        with self._lock:
+            conn = self._connection()
+            try:
+                yield conn.cursor()
+            except sqlite3.Error as exc:
+                raise self._error(exc, what) from exc
+
+    def _execute(self, cur: Any, sql: str, params: Sequence[Any] = ()) -> _Cursor:
+        result: sqlite3.Cursor = cur.execute(sql, tuple(params))
+        return result
+
+    def _ts_in(self, value: datetime) -> str:
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+    def _ts_out(self, value: Any) -> datetime:
+        return _utc(datetime.fromisoformat(str(value)), "a stored time")
+
+    def _error(self, exc: sqlite3.Error, what: str) -> StoreError:
+        message = str(exc)
+        code = getattr(exc, "sqlite_errorname", "")
+        if code.startswith("SQLITE_BUSY") or "locked" in message:
+            return StoreError(
+                f"{self.path}: cannot {what}: the journal is locked by another process"
+                f" (waited {self._busy.total_seconds():g}s): {message}"
+            )
+        if code.startswith("SQLITE_FULL") or "full" in message:
+            return StoreError(
+                f"{self.path}: cannot {what}: the disk (or the journal's size limit) is full;"
+                f" nothing of this write was kept: {message}"
+            )
+        if code.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
+            return StoreError(f"{self.path} is not a gatekeeper journal or is corrupted: {message}")
+        return StoreError(f"{self.path}: cannot {what}: {message}")
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")

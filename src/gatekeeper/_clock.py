@@ -40,15 +40,13 @@ class SimulatedClock:
         return self._now
 
     async def sleep_until(self, when: datetime) -> None:
-        if when > self._now:
-            self._now = when
+        self._now = max(self._now, when)
         # Let other tasks run, as a real sleep would.
         await asyncio.sleep(0)
 
     def advance_to(self, when: datetime) -> None:
         """Jump forward (never back) without awaiting."""
-        if when > self._now:
-            self._now = when
+        self._now = max(self._now, when)
 
     def __repr__(self) -> str:
         return f"SimulatedClock({self._now.isoformat()})"

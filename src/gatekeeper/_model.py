@@ -29,7 +29,7 @@ def _frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
 class Outcome(enum.Enum):
     """The verdict on one criterion or one gate."""
 
-    PASS = "pass"
+    PASS = "pass"  # noqa: S105 - an outcome, not a password
     FAIL = "fail"
     INCONCLUSIVE = "inconclusive"
 
@@ -227,6 +227,7 @@ class Metric:
     ``query`` may be a template (``{{variant}}``, ``{{phase}}``, ``{{window}}`` and
     plan args); a ratio metric gives ``numerator`` and ``denominator`` instead, so
     the measurement keeps both counts (the statistical judge needs them).
+    ``window`` fixes ``{{window}}`` (default: the time since the phase started).
     ``options`` holds source-specific settings (a JSON path, a label to pick by).
     """
 
@@ -238,6 +239,7 @@ class Metric:
     baseline_query: str | None = None
     unit: str = ""
     count: bool = False
+    window: timedelta | None = None
     args: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
     options: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
 

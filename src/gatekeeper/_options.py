@@ -42,7 +42,7 @@ class Options:
 
     def required_text(self, key: str) -> str:
         value = self._get(key, str, None, True)
-        assert value is not None  # noqa: S101 - _get raised otherwise
+        assert value is not None
         return value
 
     def number(self, key: str, default: float | None = None) -> float | None:

@@ -14,6 +14,7 @@ from . import hookspecs
 from .exceptions import GatekeeperError
 
 if TYPE_CHECKING:
+    from ._approval import ApprovalAnswer
     from ._model import Decision, GateResult, Phase, Plan, RunResult, Split
     from ._protocols import BackendFactory, Clock, SourceFactory
 
@@ -115,6 +116,9 @@ class Plugins:
 
     def approval_requested(self, run: RunInfoView, phase: Phase) -> None:
         self.pm.hook.gatekeeper_approval_requested(run=run, phase=phase)
+
+    def approval_answered(self, run: RunInfoView, phase: Phase, answer: ApprovalAnswer) -> None:
+        self.pm.hook.gatekeeper_approval_answered(run=run, phase=phase, answer=answer)
 
     def phase_started(self, run: RunInfoView, phase: Phase, split: Split) -> None:
         self.pm.hook.gatekeeper_phase_started(run=run, phase=phase, split=split)

@@ -92,7 +92,7 @@ def format_number(value: float) -> str:
         return "+Inf" if value > 0 else "-Inf"
     if value == int(value) and abs(value) < 1e15:
         return str(int(value))
-    text = f"{value:.4g}"
+    text = f"{value:.6g}"
     if "e" in text:
         return f"{value:.6f}".rstrip("0").rstrip(".")
     return text

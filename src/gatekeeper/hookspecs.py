@@ -15,6 +15,7 @@ import pluggy
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from ._approval import ApprovalAnswer
     from ._model import Decision, GateResult, Phase, RunResult, Split
     from ._plugins import BackendRegistry, RunInfoView, SourceRegistry
 
@@ -40,6 +41,11 @@ def gatekeeper_run_started(run: RunInfoView) -> None:
 @hookspec
 def gatekeeper_approval_requested(run: RunInfoView, phase: Phase) -> None:
     """A phase waits for a manual go/no-go."""
+
+
+@hookspec
+def gatekeeper_approval_answered(run: RunInfoView, phase: Phase, answer: ApprovalAnswer) -> None:
+    """A go/no-go was answered: given, rejected, or still pending (the run stops)."""
 
 
 @hookspec

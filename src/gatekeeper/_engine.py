@@ -1,0 +1,849 @@
+"""The run engine: phases, traffic, checkpoints, gates, decisions, the journal.
+
+Async at the core; :meth:`Rollout.run_sync` and the module functions in
+``gatekeeper`` are the sync facade. The pytest plugin drives the same step methods
+(:meth:`Rollout.start`, :meth:`Rollout.begin_phase`, :meth:`Rollout.judge_checkpoint`,
+:meth:`Rollout.finish`) that :meth:`Rollout.run` is made of, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import math
+import os
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import attrs
+
+from ._approval import (
+    ApprovalAnswer,
+    ApprovalRequest,
+    ApprovalState,
+    Approver,
+    ChainApprover,
+    EnvApprover,
+)
+from ._clock import SystemClock
+from ._criteria import judge_relative, judge_stable, judge_threshold
+from ._model import (
+    Action,
+    Checkpoint,
+    CheckpointResult,
+    Criterion,
+    Decision,
+    GateResult,
+    Kind,
+    Measurement,
+    Metric,
+    Outcome,
+    Phase,
+    PhaseResult,
+    Plan,
+    Query,
+    Reference,
+    RunOutcome,
+    RunResult,
+    Split,
+    Verdict,
+)
+from ._planfile import plan_error
+from ._plugins import Plugins, RunInfoView, default_plugins
+from ._policy import PolicyState, decide
+from ._protocols import Clock, Event, MetricSource, PluginContext, Store, TrafficBackend
+from ._store import MemoryStore
+from ._units import format_duration
+from .exceptions import ConfigError, GatekeeperError, PlanError, TrafficError
+
+__all__ = ["Rollout", "build_sources", "build_traffic"]
+
+T = TypeVar("T")
+
+DEFAULT_QUERY_TIMEOUT = timedelta(seconds=30)
+DEFAULT_CHECK_WINDOW = timedelta(minutes=5)
+
+
+async def call(func: Callable[..., T | Awaitable[T]], *args: Any) -> T:
+    """Call a plugin method that may be ``def`` or ``async def``.
+
+    Coroutine functions are awaited; plain functions run in a worker thread so a
+    blocking backend never stalls the other queries of a checkpoint.
+    """
+    if inspect.iscoroutinefunction(func):
+        result: Any = await func(*args)
+        return result  # type: ignore[no-any-return]
+    result = await asyncio.to_thread(func, *args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result  # type: ignore[no-any-return]
+
+
+def plugin_context(plan: Plan, env: Mapping[str, str] | None = None) -> PluginContext:
+    base = Path(plan.path).resolve().parent if plan.path else Path.cwd()
+    return PluginContext(
+        base_dir=base, env=dict(os.environ) if env is None else env, plan_name=plan.name
+    )
+
+
+def build_sources(plan: Plan, plugins: Plugins, context: PluginContext) -> dict[str, MetricSource]:
+    """Every source of the plan, built by its factory; errors name the plan line."""
+    built: dict[str, MetricSource] = {}
+    for name, config in plan.sources.items():
+        key = ("sources", name)
+        if config.type not in plugins.sources:
+            raise plan_error(plan, (*key, "type"), plugins.sources.unknown(config.type))
+        try:
+            built[name] = plugins.sources.get(config.type)(name, config.options, context)
+        except ConfigError as exc:
+            sub = tuple(exc.key.split(".")) if exc.key else ()
+            raise plan_error(plan, (*key, *sub), exc.message) from None
+    return built
+
+
+def build_traffic(plan: Plan, plugins: Plugins, context: PluginContext) -> TrafficBackend:
+    """The plan's traffic backend, built by its factory."""
+    config = plan.traffic
+    if config.type not in plugins.backends:
+        raise plan_error(plan, ("traffic", "type"), plugins.backends.unknown(config.type))
+    try:
+        return plugins.backends.get(config.type)(config.options, context)
+    except ConfigError as exc:
+        sub = tuple(exc.key.split(".")) if exc.key else ()
+        raise plan_error(plan, ("traffic", *sub), exc.message) from None
+
+
+def _json_number(value: float | None) -> float | str | None:
+    if value is None or math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
+
+
+def measurement_data(m: Measurement) -> dict[str, Any]:
+    """A measurement as JSON-able journal data."""
+    data: dict[str, Any] = {
+        "metric": m.metric,
+        "variant": m.variant,
+        "value": _json_number(m.value),
+        "query": m.query,
+        "source": m.source,
+    }
+    for field in ("reason", "numerator", "denominator"):
+        value = getattr(m, field)
+        if value is not None:
+            data[field] = _json_number(value) if isinstance(value, float) else value
+    if m.labels:
+        data["labels"] = list(m.labels)
+    if m.warnings:
+        data["warnings"] = list(m.warnings)
+    if m.retries:
+        data["retries"] = m.retries
+    return data
+
+
+def verdict_data(v: Verdict) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "criterion": v.criterion.text,
+        "outcome": v.outcome.value,
+        "reason": v.reason,
+        "observed": _json_number(v.observed),
+        "bound": _json_number(v.bound),
+    }
+    if v.evidence:
+        data["evidence"] = dict(v.evidence)
+    return data
+
+
+def summarize(result: GateResult) -> str:
+    """One line: the criteria that decided the gate's outcome."""
+    outcome = result.outcome
+    if outcome is Outcome.PASS:
+        count = len(result.verdicts)
+        return "the criterion passed" if count == 1 else f"all {count} criteria passed"
+    deciding = [v for v in result.verdicts if v.outcome is outcome]
+    return "; ".join(f"{v.criterion.metric}: {v.reason}" for v in deciding)
+
+
+@attrs.define
+class PhaseState:
+    """A phase in progress: when it started and what the policy remembers."""
+
+    phase: Phase
+    started_at: datetime
+    policy: PolicyState = attrs.field(factory=PolicyState)
+    history: dict[str, list[tuple[datetime, float]]] = attrs.field(factory=dict)
+    results: list[CheckpointResult] = attrs.field(factory=list)
+    decision: Decision | None = None
+
+
+@attrs.frozen(kw_only=True)
+class _Need:
+    metric: Metric
+    variant: str
+    window: timedelta | None = None  # set for range queries
+
+
+class Rollout:
+    """One run of a plan against sources and a traffic backend.
+
+    Everything it talks through can be injected: ``sources`` (name → source),
+    ``traffic``, ``clock``, ``store``, ``plugins``, ``approver``. What it builds
+    itself (from the plan and the plugins) it also closes.
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        sources: Mapping[str, MetricSource] | None = None,
+        traffic: TrafficBackend | None = None,
+        clock: Clock | None = None,
+        store: Store | None = None,
+        plugins: Plugins | None = None,
+        approver: Approver | None = None,
+        env: Mapping[str, str] | None = None,
+        tracer_provider: Any = None,
+        judge_only: bool = False,
+        rehearsal: bool = False,
+        origin: datetime | None = None,
+        query_timeout: timedelta = DEFAULT_QUERY_TIMEOUT,
+    ) -> None:
+        self.plan = plan
+        self.plugins = plugins or default_plugins()
+        context = plugin_context(plan, env)
+        self._owned: list[object] = []
+        if sources is None:
+            sources = build_sources(plan, self.plugins, context)
+            self._owned.extend(sources.values())
+        self.sources: Mapping[str, MetricSource] = sources
+        if traffic is None and not judge_only:
+            traffic = build_traffic(plan, self.plugins, context)
+            self._owned.append(traffic)
+        self.traffic = traffic
+        self.clock: Clock = clock or SystemClock()
+        self.store: Store = store or MemoryStore()
+        self.approver: Approver = approver or ChainApprover(EnvApprover(context.env))
+        self.judge_only = judge_only
+        self.rehearsal = rehearsal
+        self.origin = origin
+        self.query_timeout = query_timeout
+        self._tracer_provider = tracer_provider
+        self._tracer: Any = None
+        self.run_id = ""
+        self.started_at: datetime | None = None
+        self.confirmed: Split | None = None
+        self.prerun: dict[str, Measurement] = {}
+        self.phase_results: list[PhaseResult] = []
+        self.result: RunResult | None = None
+        self._info: RunInfoView | None = None
+
+    # -- the whole run ------------------------------------------------------------
+
+    async def run(self, phases: Sequence[str] | None = None) -> RunResult:
+        """Run the plan (or the named phases, in plan order) to its end."""
+        selected = self.select(phases)
+        try:
+            await self.start(selected)
+            with self._span("gatekeeper.run", {"gatekeeper.plan": self.plan.name}):
+                for phase in selected:
+                    state = await self.begin_phase(phase)
+                    if state.decision is None:
+                        for checkpoint in phase.checkpoints:
+                            results = await self.judge_checkpoint(state, checkpoint)
+                            if results[-1].decision.final:
+                                break
+                    decision = self.end_phase(state)
+                    if decision.action is not Action.ADVANCE:
+                        return await self.finish_on(decision, phase)
+                names = ", ".join(p.name for p in selected)
+                return await self.finish(RunOutcome.ADVANCED, f"every phase advanced ({names})")
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            return await self.interrupted("interrupted (signal or cancellation)")
+        except TrafficError as exc:
+            return await self.finish(RunOutcome.ERROR, f"traffic change failed: {exc}")
+        finally:
+            await self.aclose()
+
+    def run_sync(self, phases: Sequence[str] | None = None) -> RunResult:
+        """:meth:`run` for scripts without an event loop."""
+        return asyncio.run(self.run(phases))
+
+    def select(self, phases: Sequence[str] | None) -> list[Phase]:
+        """The phases to run, in plan order; an unknown name lists the known ones."""
+        if not phases:
+            return list(self.plan.phases)
+        known = [p.name for p in self.plan.phases]
+        for name in phases:
+            if name not in known:
+                raise PlanError(
+                    f"unknown phase {name!r} (known: {', '.join(known)})", file=self.plan.path
+                )
+        return [p for p in self.plan.phases if p.name in phases]
+
+    # -- steps --------------------------------------------------------------------
+
+    async def start(self, phases: Sequence[Phase] | None = None) -> str:
+        """Open the run in the journal, read the balancer, record pre-run values."""
+        now = self.clock.now()
+        self.started_at = now
+        self.run_id = self.store.create_run(
+            plan=self.plan.name, plan_digest=self.plan.digest, started_at=now
+        )
+        self._info = RunInfoView(
+            run_id=self.run_id,
+            plan=self.plan,
+            clock=self.clock,
+            started_at=now,
+            rehearsal=self.rehearsal,
+            judge_only=self.judge_only,
+        )
+        self.journal(
+            "run_started",
+            data={
+                "plan": self.plan.name,
+                "digest": self.plan.digest,
+                "phases": [p.name for p in phases or self.plan.phases],
+                "rehearsal": self.rehearsal,
+                "judge_only": self.judge_only,
+            },
+        )
+        self.plugins.run_started(self.info)
+        if self.traffic is not None and not self.judge_only:
+            self.confirmed = await call(self.traffic.get_split)
+            self.journal("traffic_read", data={"canary": self.confirmed.canary})
+        await self._record_prerun(phases or self.plan.phases)
+        return self.run_id
+
+    @property
+    def info(self) -> RunInfoView:
+        if self._info is None:
+            raise GatekeeperError("the run has not started: call start() first")
+        return self._info
+
+    async def _record_prerun(self, phases: Sequence[Phase]) -> None:
+        wanted = {
+            c.metric for p in phases for c in p.gate.criteria if c.reference is Reference.PRERUN
+        }
+        if not wanted:
+            return
+        at = self.origin or self.clock.now()
+        window = DEFAULT_CHECK_WINDOW
+        measured = await asyncio.gather(
+            *(
+                self.measure(
+                    _Need(metric=self.plan.metrics[name], variant="canary"), at, window, ""
+                )
+                for name in sorted(wanted)
+            )
+        )
+        for m in measured:
+            self.prerun[m.metric] = m
+            self.journal("prerun", data=measurement_data(m))
+
+    async def begin_phase(self, phase: Phase) -> PhaseState:
+        """Ask for approval if needed, then move traffic. A refused or withheld
+        approval ends the phase right away (``state.decision`` is set)."""
+        state = PhaseState(phase=phase, started_at=self.clock.now())
+        if phase.approval is not None:
+            answer = await self._approve(phase)
+            if answer.state is not ApprovalState.GIVEN:
+                if answer.state is ApprovalState.REJECTED:
+                    why = f"no-go for {phase.name} by {answer.by or 'someone'}"
+                    if answer.reason:
+                        why += f" ({answer.reason})"
+                    state.decision = Decision(action=Action.ROLLBACK, reason=why)
+                    await self.rollback(phase, why)
+                else:
+                    how = (
+                        f"approve with GATEKEEPER_APPROVE={phase.name}"
+                        if not self.rehearsal
+                        else "the recording withholds it"
+                    )
+                    state.decision = Decision(
+                        action=Action.HOLD,
+                        reason=f"waiting for the {phase.approval.prompt} of {phase.name}: {how}",
+                    )
+                return state
+        await self.set_traffic(phase, phase.traffic, f"phase {phase.name} starts")
+        state.started_at = self.clock.now()
+        self.journal(
+            "phase_started",
+            phase=phase.name,
+            data={"traffic": phase.traffic, "started_at": state.started_at.isoformat()},
+        )
+        split = self.confirmed or Split(canary=phase.traffic, detail="not changed (judge only)")
+        self.plugins.phase_started(self.info, phase, split)
+        return state
+
+    async def _approve(self, phase: Phase) -> ApprovalAnswer:
+        assert phase.approval is not None
+        self.journal("approval_requested", phase=phase.name, data={"prompt": phase.approval.prompt})
+        self.plugins.approval_requested(self.info, phase)
+        deadline = (
+            self.clock.now() + phase.approval.timeout
+            if phase.approval.timeout is not None
+            else None
+        )
+        while True:
+            now = self.clock.now()
+            request = ApprovalRequest(
+                run_id=self.run_id,
+                plan=self.plan.name,
+                phase=phase.name,
+                prompt=phase.approval.prompt,
+                at=now,
+                offset_in_run=self._offset_in_run(now).total_seconds(),
+            )
+            answer = await call(self.approver.check, request)
+            if answer.state is not ApprovalState.PENDING:
+                kind = (
+                    "approval_given" if answer.state is ApprovalState.GIVEN else "approval_rejected"
+                )
+                self.journal(
+                    kind, phase=phase.name, data={"by": answer.by, "reason": answer.reason}
+                )
+                self.plugins.approval_answered(self.info, phase, answer)
+                return answer
+            if deadline is None or now >= deadline:
+                self.journal("approval_pending", phase=phase.name, data={"reason": answer.reason})
+                self.plugins.approval_answered(self.info, phase, answer)
+                return answer
+            await self.clock.sleep_until(min(deadline, now + timedelta(seconds=15)))
+
+    def _offset_in_run(self, now: datetime) -> timedelta:
+        origin = self.origin or self.started_at or now
+        return now - origin
+
+    async def judge_checkpoint(
+        self, state: PhaseState, checkpoint: Checkpoint
+    ) -> list[CheckpointResult]:
+        """Wait for the checkpoint, judge it, decide; re-check while the policy holds.
+
+        Returns every evaluation of this checkpoint; the last one's decision is
+        final for the checkpoint (CONTINUE, ADVANCE, ROLLBACK or a final HOLD). A
+        ROLLBACK is applied here (unless judging only).
+        """
+        phase = state.phase
+        last = checkpoint == phase.checkpoints[-1]
+        due = state.started_at + checkpoint.offset
+        results: list[CheckpointResult] = []
+        attempt = 0
+        while True:
+            await self.clock.sleep_until(due)
+            now = self.clock.now()
+            attempt += 1
+            with self._span(
+                "gatekeeper.checkpoint",
+                {
+                    "gatekeeper.phase": phase.name,
+                    "gatekeeper.checkpoint": checkpoint.name,
+                    "gatekeeper.attempt": attempt,
+                },
+            ) as span:
+                result = await self.evaluate(state, checkpoint, now, attempt)
+                decision, state.policy = decide(
+                    phase.policy,
+                    state.policy,
+                    result.outcome,
+                    last=last,
+                    now=now,
+                    why=summarize(result),
+                )
+                if span is not None:
+                    span.set_attribute("gatekeeper.outcome", result.outcome.value)
+                    span.set_attribute("gatekeeper.decision", decision.action.value)
+            self.journal(
+                "decision",
+                phase=phase.name,
+                checkpoint=checkpoint.name,
+                data={
+                    "action": decision.action.value,
+                    "reason": decision.reason,
+                    "outcome": result.outcome.value,
+                    "attempt": attempt,
+                    "recheck_at": decision.recheck_at.isoformat() if decision.recheck_at else None,
+                },
+            )
+            item = CheckpointResult(result=result, decision=decision)
+            results.append(item)
+            state.results.append(item)
+            next_name, next_at = self._next(state, checkpoint, decision)
+            self.plugins.checkpoint_judged(self.info, phase, result, decision, next_at, next_name)
+            if decision.action is Action.HOLD and decision.recheck_at is not None:
+                due = decision.recheck_at
+                continue
+            if decision.final:
+                state.decision = decision
+            if decision.action is Action.ROLLBACK:
+                await self.rollback(phase, decision.reason)
+            return results
+
+    def _next(
+        self, state: PhaseState, checkpoint: Checkpoint, decision: Decision
+    ) -> tuple[str | None, datetime | None]:
+        if decision.action is Action.HOLD and decision.recheck_at is not None:
+            return checkpoint.name + " (re-check)", decision.recheck_at
+        if decision.action is not Action.CONTINUE:
+            return None, None
+        index = state.phase.checkpoints.index(checkpoint)
+        following = state.phase.checkpoints[index + 1]
+        return following.name, max(state.started_at + following.offset, self.clock.now())
+
+    def end_phase(self, state: PhaseState) -> Decision:
+        """Close the phase in the journal; its decision (ADVANCE when it ran out of
+        checkpoints with every one passed)."""
+        decision = state.decision
+        if decision is None:
+            decision = Decision(action=Action.HOLD, reason="the phase ended without a decision")
+        self.journal(
+            "phase_ended",
+            phase=state.phase.name,
+            data={"action": decision.action.value, "reason": decision.reason},
+        )
+        self.phase_results.append(
+            PhaseResult(phase=state.phase.name, decision=decision, checkpoints=tuple(state.results))
+        )
+        return decision
+
+    async def finish_on(self, decision: Decision, phase: Phase) -> RunResult:
+        if decision.action is Action.ROLLBACK:
+            return await self.finish(
+                RunOutcome.ROLLED_BACK, f"{phase.name}: rolled back: {decision.reason}"
+            )
+        return await self.finish(RunOutcome.HELD, f"{phase.name}: held: {decision.reason}")
+
+    async def finish(self, outcome: RunOutcome, reason: str) -> RunResult:
+        """End the run: journal it, tell the hooks, return the result."""
+        if self.result is not None:
+            return self.result
+        self.result = RunResult(
+            run_id=self.run_id,
+            plan=self.plan.name,
+            outcome=outcome,
+            reason=reason,
+            phases=tuple(self.phase_results),
+            split=self.confirmed,
+        )
+        if self.run_id:
+            self.journal("run_ended", data={"outcome": outcome.value, "reason": reason})
+            self.store.set_status(self.run_id, outcome.value)
+            self.plugins.run_finished(self.info, self.result)
+        return self.result
+
+    async def interrupted(self, why: str) -> RunResult:
+        """Journal an interruption; traffic stays where it is (never a success)."""
+        where = (
+            f"; the canary keeps {self.confirmed.canary:g}% of traffic" if self.confirmed else ""
+        )
+        if self.run_id:
+            self.journal("interrupted", data={"reason": why})
+        return await self.finish(
+            RunOutcome.INTERRUPTED,
+            f"{why}{where}. Run again to resume or roll back by hand",
+        )
+
+    async def aclose(self) -> None:
+        """Close what this rollout built (sources' HTTP clients and the like)."""
+        owned, self._owned = self._owned, []
+        for thing in owned:
+            closer = getattr(thing, "aclose", None) or getattr(thing, "close", None)
+            if closer is not None:
+                await call(closer)
+
+    # -- traffic --------------------------------------------------------------------
+
+    async def set_traffic(self, phase: Phase | None, percent: float, why: str) -> Split | None:
+        """Journal the intent, apply, journal the confirmed split. On failure, try to
+        return to the last confirmed split, then raise :class:`TrafficError`."""
+        if self.judge_only or self.traffic is None:
+            return None
+        name = phase.name if phase else None
+        self.journal("traffic_intent", phase=name, data={"canary": percent, "why": why})
+        previous = self.confirmed
+        try:
+            with self._span("gatekeeper.traffic", {"gatekeeper.canary_percent": percent}):
+                split = await call(self.traffic.set_split, percent)
+        except TrafficError as exc:
+            self.journal("traffic_failed", phase=name, data={"canary": percent, "error": str(exc)})
+            restored = ""
+            if previous is not None:
+                try:
+                    back = await call(self.traffic.set_split, previous.canary)
+                    self.confirmed = back
+                    self.journal(
+                        "traffic_confirmed",
+                        phase=name,
+                        data={"canary": back.canary, "detail": back.detail},
+                    )
+                    restored = f"; returned to the last confirmed split ({back.canary:g}%)"
+                except TrafficError as again:
+                    restored = f"; returning to {previous.canary:g}% failed too: {again}"
+            raise TrafficError(
+                f"could not set the canary to {percent:g}%: {exc}{restored}",
+                wanted=percent,
+                actual=exc.actual,
+            ) from exc
+        self.confirmed = split
+        self.journal(
+            "traffic_confirmed", phase=name, data={"canary": split.canary, "detail": split.detail}
+        )
+        if previous is None or previous.canary != split.canary:
+            self.plugins.traffic_changed(self.info, phase, split, previous)
+        return split
+
+    async def rollback(self, phase: Phase | None, why: str) -> None:
+        """Send every request to the baseline (canary 0 %)."""
+        await self.set_traffic(phase, 0.0, f"rollback: {why}")
+
+    # -- judging --------------------------------------------------------------------
+
+    async def evaluate(
+        self, state: PhaseState, checkpoint: Checkpoint, at: datetime, attempt: int = 1
+    ) -> GateResult:
+        """Judge the phase's gate at ``at``: every query of the checkpoint runs
+        concurrently, every measurement and verdict is journaled."""
+        phase = state.phase
+        since_start = at - state.started_at
+        needs = self._needs(phase, since_start)
+        measured = await asyncio.gather(
+            *(self.measure(need, at, need.window or since_start, phase.name) for need in needs)
+        )
+        by_key = {
+            (n.metric.name, n.variant, n.window is not None): m
+            for n, m in zip(needs, measured, strict=True)
+        }
+        for m in measured:
+            self.journal(
+                "measurement",
+                phase=phase.name,
+                checkpoint=checkpoint.name,
+                data=measurement_data(m),
+            )
+        verdicts = tuple(
+            self._judge(c, by_key, state, at, since_start) for c in phase.gate.criteria
+        )
+        for v in verdicts:
+            self.journal(
+                "verdict", phase=phase.name, checkpoint=checkpoint.name, data=verdict_data(v)
+            )
+        # Remember canary values for stability judged from checkpoint history.
+        for (metric, variant, ranged), m in by_key.items():
+            if variant == "canary" and not ranged and m.problem is None and m.value is not None:
+                state.history.setdefault(metric, []).append((at, m.value))
+        return GateResult(
+            phase=phase.name, checkpoint=checkpoint.name, at=at, verdicts=verdicts, attempt=attempt
+        )
+
+    def _needs(self, phase: Phase, since_start: timedelta) -> list[_Need]:
+        needs: dict[tuple[str, str, bool], _Need] = {}
+
+        def add(metric: Metric, variant: str, window: timedelta | None = None) -> None:
+            needs.setdefault(
+                (metric.name, variant, window is not None),
+                _Need(metric=metric, variant=variant, window=window),
+            )
+
+        for criterion in phase.gate.criteria:
+            metric = self.plan.metrics[criterion.metric]
+            add(metric, "canary")
+            if criterion.reference is Reference.BASELINE:
+                add(metric, "baseline")
+            if criterion.kind is Kind.STABLE and hasattr(
+                self.sources[metric.source], "query_range"
+            ):
+                add(metric, "canary", criterion.window or since_start)
+        return list(needs.values())
+
+    def _judge(
+        self,
+        criterion: Criterion,
+        measured: Mapping[tuple[str, str, bool], Measurement],
+        state: PhaseState,
+        at: datetime,
+        since_start: timedelta,
+    ) -> Verdict:
+        metric = self.plan.metrics[criterion.metric]
+        canary = measured[(metric.name, "canary", False)]
+        if criterion.kind in (Kind.THRESHOLD, Kind.COUNT):
+            return judge_threshold(criterion, metric, canary)
+        if criterion.kind is Kind.RELATIVE:
+            reference = (
+                measured.get((metric.name, "baseline", False))
+                if criterion.reference is Reference.BASELINE
+                else self.prerun.get(metric.name)
+            )
+            return judge_relative(criterion, metric, canary, reference)
+        if criterion.kind is Kind.STABLE:
+            ranged = measured.get((metric.name, "canary", True))
+            if ranged is not None:
+                return judge_stable(criterion, metric, [v for _, v in ranged.series], ranged)
+            window = criterion.window or since_start
+            history = [v for t, v in state.history.get(metric.name, []) if t >= at - window]
+            if canary.value is not None and canary.problem is None:
+                history.append(canary.value)
+            return judge_stable(criterion, metric, history, canary)
+        return self._judge_compare(
+            criterion, metric, canary, measured.get((metric.name, "baseline", False))
+        )
+
+    def _judge_compare(
+        self,
+        criterion: Criterion,
+        metric: Metric,
+        canary: Measurement,
+        baseline: Measurement | None,
+    ) -> Verdict:
+        return Verdict(
+            criterion=criterion,
+            outcome=Outcome.INCONCLUSIVE,
+            reason="the statistical judge is not available in this build",
+            measurements=(canary,) if baseline is None else (canary, baseline),
+        )
+
+    async def measure(
+        self, need: _Need, at: datetime, window: timedelta, phase: str
+    ) -> Measurement:
+        """Ask the metric's source; never raises: errors and time-outs become the
+        measurement's reason (and so an INCONCLUSIVE verdict)."""
+        metric = need.metric
+        source = self.sources[metric.source]
+        by_name = bool(getattr(source, "by_metric_name", False))
+        window = metric.window or window or DEFAULT_CHECK_WINDOW
+        args = {**self.plan.args, **metric.args}
+        args["variant"] = self.plan.variants.get(need.variant, need.variant)
+
+        def query(text: str) -> Query:
+            return Query(
+                metric=metric.name,
+                text=text,
+                at=at,
+                window=window,
+                variant=need.variant,
+                phase=phase,
+                args=args,
+                options=metric.options,
+                deadline=at + self.query_timeout if isinstance(self.clock, SystemClock) else None,
+            )
+
+        if by_name:
+            return await self._ask(source, query(metric.name), need)
+        if metric.is_ratio:
+            assert metric.numerator is not None and metric.denominator is not None
+            top, bottom = await asyncio.gather(
+                self._ask(source, query(metric.numerator), need),
+                self._ask(source, query(metric.denominator), need),
+            )
+            return _ratio(metric, need.variant, at, top, bottom)
+        text = metric.query or metric.name
+        if need.variant == "baseline" and metric.baseline_query:
+            text = metric.baseline_query
+        return await self._ask(source, query(text), need)
+
+    async def _ask(self, source: MetricSource, query: Query, need: _Need) -> Measurement:
+        timeout = self.query_timeout.total_seconds()
+        with self._span(
+            "gatekeeper.query",
+            {"gatekeeper.metric": query.metric, "gatekeeper.variant": query.variant},
+        ):
+            try:
+                if need.window is not None:
+                    ranged = source.query_range  # type: ignore[attr-defined]
+                    step = max(need.window / 60, timedelta(seconds=1))
+                    coro = call(lambda q: ranged(q, step=step), query)
+                else:
+                    coro = call(source.query, query)
+                measurement: object = await asyncio.wait_for(coro, timeout)
+            except TimeoutError:
+                return _failed(query, f"timed out after {format_duration(self.query_timeout)}")
+            except Exception as exc:  # noqa: BLE001 - a broken source is a reason, never a pass
+                return _failed(query, f"source error: {type(exc).__name__}: {exc}")
+        if not isinstance(measurement, Measurement):
+            return _failed(
+                query, f"the source returned {type(measurement).__name__}, not a Measurement"
+            )
+        return measurement
+
+    # -- helpers --------------------------------------------------------------------
+
+    def journal(
+        self,
+        kind: str,
+        *,
+        phase: str | None = None,
+        checkpoint: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.store.append(
+            self.run_id,
+            Event(
+                kind=kind,
+                at=self.clock.now(),
+                phase=phase,
+                checkpoint=checkpoint,
+                data=dict(data or {}),
+            ),
+        )
+
+    def _span(self, name: str, attributes: Mapping[str, Any]) -> Any:
+        if self._tracer is None:
+            from ._telemetry import get_tracer  # noqa: PLC0415 - keep otel out of import time
+
+            self._tracer = get_tracer(self._tracer_provider)
+        return self._tracer.start_as_current_span(name, attributes=dict(attributes))
+
+
+def _failed(query: Query, reason: str) -> Measurement:
+    return Measurement(
+        metric=query.metric,
+        variant=query.variant,
+        at=query.at,
+        value=None,
+        reason=reason,
+        query=query.text,
+    )
+
+
+def _ratio(
+    metric: Metric, variant: str, at: datetime, top: Measurement, bottom: Measurement
+) -> Measurement:
+    """numerator / denominator, keeping both counts for the statistical judge."""
+    query = f"({top.query}) / ({bottom.query})"
+    problem = top.problem or bottom.problem
+    if problem is not None:
+        which = "numerator" if top.problem else "denominator"
+        return Measurement(
+            metric=metric.name,
+            variant=variant,
+            at=at,
+            value=None,
+            query=query,
+            source=top.source,
+            reason=f"{which}: {problem}",
+            retries=top.retries + bottom.retries,
+        )
+    assert top.value is not None and bottom.value is not None
+    if bottom.value == 0:
+        return Measurement(
+            metric=metric.name,
+            variant=variant,
+            at=at,
+            value=None,
+            query=query,
+            source=top.source,
+            reason="no samples: the denominator is 0",
+            numerator=top.value,
+            denominator=0.0,
+        )
+    return Measurement(
+        metric=metric.name,
+        variant=variant,
+        at=at,
+        value=top.value / bottom.value,
+        query=query,
+        source=top.source,
+        numerator=top.value,
+        denominator=bottom.value,
+        retries=top.retries + bottom.retries,
+    )

@@ -1,0 +1,264 @@
+"""The criterion grammar: a small hand-written parser, never ``eval``.
+
+::
+
+    criterion  := metric [ "canary" ] op rhs
+                | metric "stable" "within" quantity [ "over" duration ]
+    rhs        := quantity
+                | ref [ ("*" | "/") number ] [ ("+" | "-") quantity ]
+    ref        := "baseline" | "prerun"
+    quantity   := number [ "%" | "ms" | "s" ]
+    op         := "<" | "<=" | ">" | ">=" | "==" | "!="
+
+``metric canary <= baseline * 1.2`` (with the word ``canary``) is the statistical
+``compare`` kind; without it, ``metric >= baseline * 1.058`` is ``relative``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import attrs
+
+from ._model import COMPARISONS, Reference
+from ._units import QUANTITY_UNITS, parse_duration
+
+_TOKEN = re.compile(
+    r"""
+    (?P<space>\s+)
+  | (?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)
+  | (?P<op><=|>=|==|!=|<|>)
+  | (?P<arith>[*/+-])
+  | (?P<unit>%)
+  | (?P<name>[A-Za-z_][A-Za-z0-9_.:]*)
+    """,
+    re.VERBOSE,
+)
+
+KEYWORDS = frozenset({"baseline", "prerun", "canary", "stable", "within", "over"})
+
+
+class GrammarError(ValueError):
+    """A criterion that does not parse; ``column`` is 1-based."""
+
+    def __init__(self, message: str, text: str, column: int) -> None:
+        self.message = message
+        self.text = text
+        self.column = column
+        super().__init__(f"{message} at column {column} in {text!r}")
+
+
+@attrs.frozen(kw_only=True)
+class Quantity:
+    """A number and the unit it was written with ("" for none)."""
+
+    value: float
+    unit: str = ""
+
+    @property
+    def dimension(self) -> str | None:
+        return QUANTITY_UNITS[self.unit][0] if self.unit else None
+
+    @property
+    def base(self) -> float:
+        """The value in its dimension's base unit (ratio, seconds)."""
+        return self.value * QUANTITY_UNITS[self.unit][1] if self.unit else self.value
+
+
+@attrs.frozen(kw_only=True)
+class Parsed:
+    """A criterion as written, before its metric's unit is known."""
+
+    text: str
+    metric: str
+    op: str | None = None
+    bound: Quantity | None = None
+    reference: Reference | None = None
+    factor: float = 1.0
+    offset: Quantity | None = None
+    canary: bool = False
+    stable_within: Quantity | None = None
+    window: timedelta | None = None
+
+
+@attrs.frozen
+class _Token:
+    kind: str
+    text: str
+    column: int
+
+
+def _tokens(text: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    pos = 0
+    while pos < len(text):
+        match = _TOKEN.match(text, pos)
+        if match is None:
+            raise GrammarError(f"unexpected character {text[pos]!r}", text, pos + 1)
+        kind = match.lastgroup or ""
+        if kind != "space":
+            tokens.append(_Token(kind, match.group(), pos + 1))
+        pos = match.end()
+    return tokens
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens = _tokens(text)
+        self.pos = 0
+
+    def peek(self) -> _Token | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def take(self) -> _Token:
+        token = self.peek()
+        if token is None:
+            raise GrammarError("unexpected end", self.text, len(self.text) + 1)
+        self.pos += 1
+        return token
+
+    def expect(self, kind: str, what: str) -> _Token:
+        token = self.peek()
+        if token is None:
+            raise GrammarError(f"expected {what}, got the end", self.text, len(self.text) + 1)
+        if token.kind != kind:
+            raise GrammarError(f"expected {what}, got {token.text!r}", self.text, token.column)
+        self.pos += 1
+        return token
+
+    def keyword(self, word: str) -> bool:
+        token = self.peek()
+        if token is not None and token.kind == "name" and token.text == word:
+            self.pos += 1
+            return True
+        return False
+
+    def quantity(self) -> Quantity:
+        number = self.expect("number", "a number")
+        value = float(number.text)
+        token = self.peek()
+        if token is not None and token.kind == "unit":
+            self.pos += 1
+            return Quantity(value=value, unit="%")
+        if (
+            token is not None
+            and token.kind == "name"
+            and token.column == number.column + len(number.text)
+        ):
+            if token.text not in QUANTITY_UNITS:
+                known = ", ".join(QUANTITY_UNITS)
+                raise GrammarError(
+                    f"unknown unit {token.text!r} (known: {known})", self.text, token.column
+                )
+            self.pos += 1
+            return Quantity(value=value, unit=token.text)
+        return Quantity(value=value)
+
+    def parse(self) -> Parsed:
+        metric = self.expect("name", "a metric name")
+        if metric.text in KEYWORDS:
+            raise GrammarError(
+                f"expected a metric name, got the keyword {metric.text!r}", self.text, 1
+            )
+        if self.keyword("stable"):
+            return self.stable(metric.text)
+        canary = self.keyword("canary")
+        op_token = self.expect("op", "a comparison (<, <=, >, >=, ==, !=)")
+        op = op_token.text
+        assert op in COMPARISONS
+        token = self.peek()
+        if token is not None and token.kind == "name" and token.text in ("baseline", "prerun"):
+            return self.relative(metric.text, op, canary)
+        if canary:
+            column = token.column if token else len(self.text) + 1
+            raise GrammarError(
+                "'canary' compares against 'baseline': write 'METRIC canary <= baseline * 1.2'",
+                self.text,
+                column,
+            )
+        bound = self.quantity()
+        self.end()
+        return Parsed(text=self.text, metric=metric.text, op=op, bound=bound)
+
+    def relative(self, metric: str, op: str, canary: bool) -> Parsed:
+        ref_token = self.take()
+        reference = Reference(ref_token.text)
+        if canary and reference is not Reference.BASELINE:
+            raise GrammarError(
+                "'canary' compares against the concurrent 'baseline' only",
+                self.text,
+                ref_token.column,
+            )
+        factor = 1.0
+        offset: Quantity | None = None
+        token = self.peek()
+        if token is not None and token.kind == "arith" and token.text in "*/":
+            self.pos += 1
+            number = self.expect("number", "a factor")
+            value = float(number.text)
+            if token.text == "/":
+                if value == 0:
+                    raise GrammarError("division by zero", self.text, number.column)
+                value = 1.0 / value
+            factor = value
+            token = self.peek()
+        if token is not None and token.kind == "arith" and token.text in "+-":
+            self.pos += 1
+            quantity = self.quantity()
+            offset = Quantity(
+                value=-quantity.value if token.text == "-" else quantity.value,
+                unit=quantity.unit,
+            )
+        self.end()
+        return Parsed(
+            text=self.text,
+            metric=metric,
+            op=op,
+            reference=reference,
+            factor=factor,
+            offset=offset,
+            canary=canary,
+        )
+
+    def stable(self, metric: str) -> Parsed:
+        if not self.keyword("within"):
+            token = self.peek()
+            raise GrammarError(
+                "expected 'within' after 'stable' (e.g. 'latency_p99 stable within 10%')",
+                self.text,
+                token.column if token else len(self.text) + 1,
+            )
+        tolerance = self.quantity()
+        if tolerance.unit != "%":
+            raise GrammarError(
+                "a stability tolerance is a percentage (e.g. 'within 10%')",
+                self.text,
+                len(self.text),
+            )
+        window: timedelta | None = None
+        if self.keyword("over"):
+            start = self.peek()
+            parts = []
+            while self.peek() is not None:
+                parts.append(self.take().text)
+            try:
+                window = parse_duration("".join(parts))
+            except ValueError as exc:
+                column = start.column if start else len(self.text) + 1
+                raise GrammarError(str(exc), self.text, column) from None
+        self.end()
+        return Parsed(text=self.text, metric=metric, stable_within=tolerance, window=window)
+
+    def end(self) -> None:
+        token = self.peek()
+        if token is not None:
+            raise GrammarError(f"unexpected {token.text!r}", self.text, token.column)
+
+
+def parse_criterion(text: str) -> Parsed:
+    """Parse one criterion; a :class:`GrammarError` says where it went wrong."""
+    if not isinstance(text, str) or not text.strip():
+        raise GrammarError("empty criterion", str(text), 1)
+    return _Parser(text.strip()).parse()

@@ -1,0 +1,143 @@
+"""Find the line of a key path (``phases[1].gate[2]``) in TOML text.
+
+``tomllib`` gives values without positions, so errors found after parsing are
+located by scanning the text: table headers (arrays of tables counted), keys, and
+the elements of multi-line arrays. Best effort: the longest prefix of the path
+that can be found wins, so an error always points at least at its table.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+_HEADER = re.compile(r"^\[\[?\s*([^\]]+?)\s*\]\]?")
+_KEY = re.compile(
+    r"""^((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*="""
+)
+
+PathPart = str | int
+
+
+def _split_dotted(name: str) -> list[str]:
+    parts = re.findall(r"""[A-Za-z0-9_-]+|"[^"]*"|'[^']*'""", name)
+    return [p[1:-1] if p[:1] in "\"'" else p for p in parts]
+
+
+def _strip_comment(line: str) -> str:
+    out = []
+    quote = ""
+    for ch in line:
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "#":
+            break
+        out.append(ch)
+    return "".join(out)
+
+
+def format_path(path: Sequence[PathPart]) -> str:
+    """``("phases", 1, "gate", 2)`` → ``phases[1].gate[2]``."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + part
+    return text
+
+
+def locate(text: str, path: Sequence[PathPart]) -> int | None:
+    """The 1-based line where ``path`` is written, or the closest enclosing line."""
+    lines = text.splitlines()
+    arrays: dict[tuple[PathPart, ...], int] = {}  # array-of-tables path → last index
+    current: tuple[PathPart, ...] = ()
+    best_line: int | None = None
+    best_len = 0
+    target = tuple(path)
+
+    def resolve(names: list[str], *, new_array: bool) -> tuple[PathPart, ...]:
+        resolved: list[PathPart] = []
+        for i, name in enumerate(names):
+            resolved.append(name)
+            key = tuple(resolved)
+            is_last = i == len(names) - 1
+            if new_array and is_last:
+                arrays[key] = arrays.get(key, -1) + 1
+                resolved.append(arrays[key])
+            elif key in arrays:
+                resolved.append(arrays[key])
+        return tuple(resolved)
+
+    def consider(found: tuple[PathPart, ...], lineno: int) -> None:
+        nonlocal best_line, best_len
+        n = len(found)
+        if n <= len(target) and target[:n] == found and n > best_len:
+            best_line, best_len = lineno, n
+
+    index = 0
+    while index < len(lines):
+        lineno = index + 1
+        line = _strip_comment(lines[index]).strip()
+        index += 1
+        if not line:
+            continue
+        header = _HEADER.match(line)
+        if header and line.startswith("["):
+            current = resolve(_split_dotted(header.group(1)), new_array=line.startswith("[["))
+            consider(current, lineno)
+            continue
+        key = _KEY.match(line)
+        if not key:
+            continue
+        full = current + tuple(_split_dotted(key.group(1)))
+        consider(full, lineno)
+        value = line[key.end() :].strip()
+        if value.startswith("[") and len(full) < len(target) and target[: len(full)] == full:
+            element = target[len(full)]
+            if isinstance(element, int):
+                found = _array_element(lines, index - 1, value, element)
+                if found is not None:
+                    consider((*full, element), found)
+    return best_line
+
+
+def _array_element(lines: list[str], start: int, value: str, element: int) -> int | None:
+    """The line of element ``element`` of an array whose ``[`` opens on line ``start``."""
+    if _balanced(value):
+        return start + 1  # a one-line array: the key's line is the best we can say
+    count = -1
+    rest = value[1:].strip()
+    if rest and not rest.startswith("]"):
+        count += 1
+        if count == element:
+            return start + 1
+    for offset in range(start + 1, len(lines)):
+        text = _strip_comment(lines[offset]).strip()
+        if not text:
+            continue
+        if text.startswith("]"):
+            return None
+        count += 1
+        if count == element:
+            return offset + 1
+    return None
+
+
+def _balanced(value: str) -> bool:
+    depth = 0
+    quote = ""
+    for ch in value:
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+    return depth == 0

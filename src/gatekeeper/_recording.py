@@ -1,0 +1,185 @@
+"""Recordings: metric values over time, as CSV, for rehearsals.
+
+::
+
+    at,metric,value,variant
+    0,error_rate,0.002,canary
+    15m,error_rate,0.004
+    1h20m,latency_p99,          <- an empty value: no data from then on
+
+``at`` is the offset from the start of the run (seconds, or a duration like
+``15m`` / ``4h30m``); ``variant`` is ``canary`` (the default) or ``baseline``. The
+value of a metric at time *t* is the latest row at or before *t*. A row for
+``approval:PHASE`` gives (1) or refuses (0) that phase's go/no-go; an empty value
+withholds it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import io
+import math
+from collections.abc import Iterable
+from datetime import timedelta
+from pathlib import Path
+
+import attrs
+
+from ._units import parse_duration
+from .exceptions import PlanError
+
+__all__ = ["Recording"]
+
+_COLUMNS = ("at", "metric", "value", "variant")
+_VARIANTS = ("canary", "baseline")
+
+
+@attrs.frozen
+class _Track:
+    offsets: tuple[float, ...]
+    values: tuple[float | None, ...]
+
+    def at(self, seconds: float) -> tuple[bool, float | None]:
+        """(found, value): ``found`` is false before the first row."""
+        index = bisect.bisect_right(self.offsets, seconds) - 1
+        if index < 0:
+            return False, None
+        return True, self.values[index]
+
+    def window(self, start: float, end: float) -> list[float | None]:
+        """The values in force during [start, end]: the one at ``start`` and every
+        row after it up to ``end``."""
+        lo = bisect.bisect_right(self.offsets, start) - 1
+        hi = bisect.bisect_right(self.offsets, end)
+        return list(self.values[max(lo, 0) : hi])
+
+
+class Recording:
+    """Metric values by (metric, variant) over offsets from the run's start."""
+
+    def __init__(
+        self, rows: Iterable[tuple[float, str, str, float | None]], *, name: str = ""
+    ) -> None:
+        grouped: dict[tuple[str, str], list[tuple[float, float | None]]] = {}
+        for offset, metric, variant, value in rows:
+            grouped.setdefault((metric, variant), []).append((offset, value))
+        self._tracks: dict[tuple[str, str], _Track] = {}
+        for key, items in grouped.items():
+            items.sort(key=lambda item: item[0])  # stable: equal offsets keep file order
+            self._tracks[key] = _Track(
+                offsets=tuple(o for o, _ in items), values=tuple(v for _, v in items)
+            )
+        self.name = name
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recording:
+        """Read a CSV recording; a bad row is a :class:`PlanError` naming file and line."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise PlanError(
+                f"cannot read the recording: {exc.strerror or exc}", file=str(path)
+            ) from None
+        return cls.parse(text, name=str(path))
+
+    @classmethod
+    def parse(cls, text: str, *, name: str = "<recording>") -> Recording:
+        reader = csv.reader(io.StringIO(text))
+        header: list[str] | None = None
+        rows: list[tuple[float, str, str, float | None]] = []
+        for row in reader:
+            line = reader.line_num
+            if not row or (len(row) == 1 and not row[0].strip()) or row[0].startswith("#"):
+                continue
+            cells = [cell.strip() for cell in row]
+            if header is None:
+                header = cells
+                missing = [c for c in ("at", "metric", "value") if c not in header]
+                unknown = [c for c in header if c not in _COLUMNS]
+                if missing or unknown:
+                    raise PlanError(
+                        "the header must be 'at,metric,value' with an optional 'variant' "
+                        f"column, got {','.join(header)!r}",
+                        file=name,
+                        line=line,
+                    )
+                continue
+            if len(cells) == len(header) - 1 and header[-1] == "variant":
+                cells.append("")  # the optional trailing variant may be left out
+            if len(cells) != len(header):
+                raise PlanError(
+                    f"expected {len(header)} cells, got {len(cells)}", file=name, line=line
+                )
+            record = dict(zip(header, cells, strict=True))
+            try:
+                offset = parse_duration(record["at"]).total_seconds()
+            except ValueError as exc:
+                raise PlanError(f"at: {exc}", file=name, line=line) from None
+            metric = record["metric"]
+            if not metric:
+                raise PlanError("metric: empty name", file=name, line=line)
+            variant = record.get("variant") or "canary"
+            if variant not in _VARIANTS:
+                raise PlanError(
+                    f"variant: expected canary or baseline, got {variant!r}", file=name, line=line
+                )
+            raw = record["value"]
+            value: float | None
+            if raw == "":
+                value = None
+            else:
+                try:
+                    value = float(raw)
+                except ValueError:
+                    raise PlanError(
+                        f"value: expected a number or nothing, got {raw!r}", file=name, line=line
+                    ) from None
+            rows.append((offset, metric, variant, value))
+        if header is None:
+            raise PlanError(
+                "the recording is empty (it needs a header 'at,metric,value')", file=name
+            )
+        return cls(rows, name=name)
+
+    def metrics(self) -> set[str]:
+        return {metric for metric, _ in self._tracks}
+
+    def has(self, metric: str, variant: str = "canary") -> bool:
+        return (metric, variant) in self._tracks
+
+    def value(
+        self, metric: str, offset: timedelta, variant: str = "canary"
+    ) -> tuple[float | None, str | None]:
+        """(value, reason): the latest value at or before ``offset``, or why there is none."""
+        track = self._tracks.get((metric, variant))
+        if track is None:
+            return None, f"the recording has no {variant} values for {metric!r}"
+        found, value = track.at(offset.total_seconds())
+        if not found:
+            return None, f"the recording has no {variant} value for {metric!r} yet"
+        if value is None:
+            return None, "no data (empty in the recording)"
+        return value, None
+
+    def window(
+        self, metric: str, start: timedelta, end: timedelta, variant: str = "canary"
+    ) -> list[float | None]:
+        track = self._tracks.get((metric, variant))
+        if track is None:
+            return []
+        return track.window(start.total_seconds(), end.total_seconds())
+
+    def approval(self, phase: str, offset: timedelta) -> bool | None:
+        """True (given, also when the recording says nothing), False (refused), or
+        None (withheld: an empty value)."""
+        track = self._tracks.get((f"approval:{phase}", "canary"))
+        if track is None:
+            return True
+        found, value = track.at(offset.total_seconds())
+        if not found:
+            return True
+        if value is None or math.isnan(value):
+            return None
+        return value != 0

@@ -181,12 +181,15 @@ class SQLiteStore(_SqlJournal):
             raise StoreError(f"{self.path}: cannot switch the journal to WAL mode ({mode})")
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
-        """Apply the missing migrations, each in its own transaction with its version."""
-        while True:
+        """Apply the missing migrations, each in its own transaction with its version.
+
+        An up-to-date journal is only read, so opening works while another runner writes.
+        """
+        while int(conn.execute("PRAGMA user_version").fetchone()[0]) < len(MIGRATIONS):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-                if version >= len(MIGRATIONS):
+                if version >= len(MIGRATIONS):  # another process migrated meanwhile
                     conn.execute("COMMIT")
                     return
                 for statement in MIGRATIONS[version]:

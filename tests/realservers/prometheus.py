@@ -13,10 +13,12 @@ lie in the past; retention is set to ten years so old history is kept.
 
 from __future__ import annotations
 
+import http.server
 import json
 import math
 import subprocess
 import tempfile
+import threading
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
@@ -28,7 +30,15 @@ import pytest
 
 from . import binary, free_port, stop_process, wait_until
 
-__all__ = ["PrometheusLauncher", "PrometheusServer", "openmetrics_series", "prometheus_launcher"]
+__all__ = [
+    "PrometheusLauncher",
+    "PrometheusServer",
+    "Reply",
+    "ScriptedServer",
+    "openmetrics_series",
+    "prometheus_launcher",
+    "scripted_server",
+]
 
 
 @attrs.define(kw_only=True)
@@ -163,3 +173,100 @@ def prometheus_launcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pr
         yield launcher
     finally:
         launcher.stop_all()
+
+
+@attrs.frozen(kw_only=True)
+class Reply:
+    """One scripted answer: status, body (text or JSON-able), headers, and a delay
+    before answering (a hang, bounded: released when the server stops)."""
+
+    status: int = 200
+    body: Any = None
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    delay: float = 0.0
+
+
+@attrs.frozen(kw_only=True)
+class SeenRequest:
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class ScriptedServer:
+    """A tiny real HTTP server on 127.0.0.1 that answers from a script, for the
+    faults a real Prometheus cannot be made to produce (500 then success, 429 with
+    Retry-After, garbage JSON, a hang). The last reply repeats."""
+
+    def __init__(self) -> None:
+        self.replies: list[Reply] = [Reply(body={"status": "success"})]
+        self.seen: list[SeenRequest] = []
+        self._release = threading.Event()
+        self._lock = threading.Lock()
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+                """Quiet: tests read ``seen`` instead."""
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                with owner._lock:
+                    owner.seen.append(
+                        SeenRequest(
+                            method=self.command, path=self.path,
+                            headers=dict(self.headers.items()), body=body,
+                        )
+                    )
+                    reply = owner.replies.pop(0) if len(owner.replies) > 1 else owner.replies[0]
+                if reply.delay:
+                    owner._release.wait(reply.delay)
+                payload = (
+                    b""
+                    if reply.body is None
+                    else reply.body.encode()
+                    if isinstance(reply.body, str)
+                    else json.dumps(reply.body).encode()
+                )
+                head = f"HTTP/1.1 {reply.status} X\r\nContent-Type: application/json\r\n"
+                head += f"Content-Length: {len(payload)}\r\n"
+                head += "".join(f"{k}: {v}\r\n" for k, v in reply.headers.items())
+                try:
+                    self.wfile.write(head.encode() + b"\r\n" + payload)  # one write per reply
+                except OSError:  # the client gave up (a timeout test): nothing to tell it
+                    self.close_connection = True
+
+            do_GET = do_POST = _answer  # noqa: N815 - http.server's naming
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self._thread.start()
+
+    def script(self, *replies: Reply) -> None:
+        with self._lock:
+            self.replies = list(replies)
+            self.seen = []
+
+    def stop(self) -> None:
+        self._release.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture
+def scripted_server() -> Iterator[ScriptedServer]:
+    """A scripted HTTP server for fault tests; stopped (hangs released) afterwards."""
+    server = ScriptedServer()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
     from .._model import Query
-    from .._protocols import PluginContext
 
 __all__ = [
     "HttpOutcome",
@@ -148,8 +147,8 @@ def http_settings(opts: Options, *, url_required: bool = True) -> HttpSettings:
                 "credentials do not belong in the URL: use basic_auth or bearer_token_env",
                 key="url",
             )
-    attempts = opts.integer("attempts", 3) or 3
-    if attempts < 1:
+    attempts = opts.integer("attempts", 3)
+    if attempts is None or attempts < 1:
         raise ConfigError("must be at least 1", key="attempts")
     retry = RetryPolicy(
         attempts=attempts,
@@ -267,8 +266,12 @@ def describe_error(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, httpx.TimeoutException):
         return f"timed out after {format_duration(timedelta(seconds=timeout))}"
     if isinstance(exc, httpx.ConnectError):
-        text = str(exc)
-        return "connection refused" if "refused" in text.lower() else "cannot connect"
+        cause: BaseException | None = exc
+        while cause is not None:
+            if isinstance(cause, ConnectionRefusedError) or "refused" in str(cause).lower():
+                return "connection refused"
+            cause = cause.__cause__ or cause.__context__
+        return "cannot connect"
     if isinstance(exc, httpx.TransportError):
         return f"transport error ({type(exc).__name__})"
     return f"{type(exc).__name__}"
@@ -313,7 +316,7 @@ class ResilientHttp:
 
     def _get_client(self) -> httpx.AsyncClient:
         if not self._owns_client:
-            assert self._client is not None  # noqa: S101 - injected in __init__
+            assert self._client is not None
             return self._client
         loop = asyncio.get_running_loop()
         if self._client is None or self._client_loop is not loop:
@@ -446,9 +449,7 @@ class ResilientHttp:
             return HttpOutcome(response=exc.response, error=None, attempts=attempts)
         except httpx.TransportError as exc:
             timeout = min(self.settings.timeout, total)
-            return HttpOutcome(
-                response=None, error=describe_error(exc, timeout), attempts=attempts
-            )
+            return HttpOutcome(response=None, error=describe_error(exc, timeout), attempts=attempts)
         except httpx.HTTPError as exc:  # e.g. an invalid URL after rendering
             return HttpOutcome(
                 response=None, error=f"request failed ({type(exc).__name__})", attempts=attempts
@@ -458,27 +459,18 @@ class ResilientHttp:
 
 def status_reason(outcome: HttpOutcome) -> str:
     """``HTTP 503 after 3 attempts`` for a response that was not a success."""
-    assert outcome.response is not None  # noqa: S101 - callers checked
+    assert outcome.response is not None
     return f"HTTP {outcome.response.status_code} after {outcome.attempts_text()}"
 
 
-def _tracer() -> Any:
-    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
-
-    from opentelemetry import trace  # noqa: PLC0415 - keep telemetry off the import path
-
-    try:
-        own_version = version("gatekeeper")
-    except PackageNotFoundError:  # running from a source tree
-        own_version = "0"
-    return trace.get_tracer("gatekeeper", own_version)
-
-
 @contextmanager
-def source_span(kind: str, name: str, query: Query) -> Iterator[Span]:
+def source_span(kind: str, name: str, query: Query, provider: Any = None) -> Iterator[Span]:
     """One span per source query: ``gatekeeper.source.query``, low-cardinality name,
-    details in ``gatekeeper.*`` attributes (never a secret, never the raw response)."""
-    with _tracer().start_as_current_span(
+    details in ``gatekeeper.*`` attributes (never a secret, never the raw response).
+    ``provider`` is an OpenTelemetry tracer provider (default: the global one)."""
+    from .._telemetry import get_tracer  # noqa: PLC0415 - keep telemetry off the import path
+
+    with get_tracer(provider).start_as_current_span(
         "gatekeeper.source.query",
         attributes={
             "gatekeeper.source.type": kind,

@@ -104,7 +104,7 @@ def parse_matchers(text: str) -> tuple[Matcher, ...]:
             continue
         head = _NAME.match(body, i)
         if head is None:
-            raise ValueError(f"expected name=\"value\" at {body[i:i + 20]!r}")
+            raise ValueError(f'expected name="value" at {body[i : i + 20]!r}')
         i = head.end()
         if i < len(body) and body[i] == '"':
             value, i = _quoted(body, i)
@@ -122,7 +122,7 @@ def _option_matchers(raw: Any) -> tuple[Matcher, ...]:
         return ()
     if isinstance(raw, Mapping):
         if not all(isinstance(v, str) for v in raw.values()):
-            raise ConfigError("expected label = \"value\" strings", key="matchers")
+            raise ConfigError('expected label = "value" strings', key="matchers")
         return tuple(Matcher(name=str(k), op="=", value=v) for k, v in raw.items())
     if isinstance(raw, list | tuple):
         found: list[Matcher] = []
@@ -177,8 +177,10 @@ class AlertmanagerSource:
         max_age: timedelta = timedelta(minutes=5),
         client: httpx.AsyncClient | None = None,
         sleep: Sleep | None = None,
+        tracer_provider: Any = None,
     ) -> None:
         self.name = name
+        self._tracer_provider = tracer_provider
         self.settings = settings
         self.matchers = matchers
         self.max_age = max_age
@@ -229,7 +231,7 @@ class AlertmanagerSource:
             ("unprocessed", "false"),
         ]
         params += [("filter", str(m)) for m in matchers]
-        with source_span(self.kind, self.name, query) as span:
+        with source_span(self.kind, self.name, query, self._tracer_provider) as span:
             outcome = await self._http.request(
                 "GET",
                 self.settings.url + "/api/v2/alerts",
@@ -245,7 +247,7 @@ class AlertmanagerSource:
                     value=None,
                     query=shown,
                     retries=retries,
-                    reason=f"{outcome.error} after {outcome.attempts_text()}",
+                    reason=f"{outcome.error} ({outcome.attempts_text()})",
                 )
             if not outcome.response.is_success:
                 detail = outcome.response.text.strip()[:120]
@@ -288,6 +290,7 @@ def create(
     *,
     client: httpx.AsyncClient | None = None,
     sleep: Sleep | None = None,
+    tracer_provider: Any = None,
 ) -> AlertmanagerSource:
     """Build a source from its ``[sources.NAME]`` table (no I/O). See
     ``docs/sources/alertmanager.md`` for the options."""
@@ -308,4 +311,5 @@ def create(
         max_age=max_age,
         client=client,
         sleep=sleep,
+        tracer_provider=tracer_provider,
     )

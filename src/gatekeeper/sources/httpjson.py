@@ -116,9 +116,7 @@ def extract_number(document: Any, path: JsonPath) -> tuple[float | None, str | N
         return None, f"missing path {path.text}: {exc.args[0]}"
     if isinstance(found, bool) or found is None:
         return None, f"{path.text} is {json.dumps(found)}, not a number"
-    if isinstance(found, int | float):
-        value = float(found)
-    elif isinstance(found, str) and _DECIMAL.fullmatch(found):
+    if isinstance(found, int | float) or (isinstance(found, str) and _DECIMAL.fullmatch(found)):
         value = float(found)
     else:
         shown = json.dumps(found)
@@ -172,8 +170,10 @@ class HttpJsonSource:
         path: JsonPath | None = None,
         client: httpx.AsyncClient | None = None,
         sleep: Sleep | None = None,
+        tracer_provider: Any = None,
     ) -> None:
         self.name = name
+        self._tracer_provider = tracer_provider
         self.settings = settings
         self.method = method
         self.body = body
@@ -190,7 +190,9 @@ class HttpJsonSource:
         """Check a metric's options (the plan loader may call this)."""
         self._request(Query(metric="-", text=text, at=_EPOCH, window=_ZERO), options, check=True)
 
-    def _request(self, query: Query, options: Mapping[str, Any], *, check: bool = False) -> _Request:
+    def _request(
+        self, query: Query, options: Mapping[str, Any], *, check: bool = False
+    ) -> _Request:
         opts = Options(options, ignore=())
         raw_path = opts.text("path")
         method = (opts.text("method") or self.method).upper()
@@ -205,11 +207,11 @@ class HttpJsonSource:
             path = JsonPath.parse(raw_path) if raw_path is not None else self.path
         except ValueError as exc:
             raise ConfigError(str(exc), key="path") from None
-        assert path is not None  # noqa: S101 - one of the two is set
+        assert path is not None
         if body is not None and not isinstance(body, dict | list):
             raise ConfigError("expected a table or a list (sent as JSON)", key="body")
         if body is not None and method == "GET":
-            raise ConfigError("a body needs method = \"POST\"", key="body")
+            raise ConfigError('a body needs method = "POST"', key="body")
         if check:
             return _Request(method=method, url="", path=path, body=body)
         values = query.placeholders()
@@ -241,7 +243,7 @@ class HttpJsonSource:
             message = exc.args[0] if isinstance(exc, KeyError) else str(exc)
             return measurement(value=None, query=query.text, reason=f"bad query: {message}")
         shown = f"{request.method} {request.url} {request.path.text}"
-        with source_span(self.kind, self.name, query) as span:
+        with source_span(self.kind, self.name, query, self._tracer_provider) as span:
             outcome = await self._http.request(
                 request.method,
                 request.url,
@@ -257,7 +259,7 @@ class HttpJsonSource:
                 value=None,
                 query=shown,
                 retries=retries,
-                reason=f"{outcome.error} after {outcome.attempts_text()}",
+                reason=f"{outcome.error} ({outcome.attempts_text()})",
             )
         response = outcome.response
         if not response.is_success:
@@ -290,6 +292,7 @@ def create(
     *,
     client: httpx.AsyncClient | None = None,
     sleep: Sleep | None = None,
+    tracer_provider: Any = None,
 ) -> HttpJsonSource:
     """Build a source from its ``[sources.NAME]`` table (no I/O). See
     ``docs/sources/http-json.md`` for the options."""
@@ -316,4 +319,5 @@ def create(
         path=path,
         client=client,
         sleep=sleep,
+        tracer_provider=tracer_provider,
     )

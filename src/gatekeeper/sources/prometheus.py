@@ -44,7 +44,9 @@ __all__ = [
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 # What may stand outside a string: a metric/label name, a number, a duration ("5m", "1h30m").
-_BARE_SAFE = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*|[0-9]+(?:\.[0-9]+)?(?:ms|[smhdwy])?(?:[0-9]+(?:ms|[smhdwy]))*")
+_BARE_SAFE = re.compile(
+    r"[A-Za-z_:][A-Za-z0-9_:]*|[0-9]+(?:\.[0-9]+)?(?:ms|[smhdwy])?(?:[0-9]+(?:ms|[smhdwy]))*"
+)
 _SHORT_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _AGGREGATIONS: dict[str, Callable[[Sequence[float]], float]] = {
     "sum": math.fsum,
@@ -184,8 +186,10 @@ class _Pick:
                     key="pick",
                 )
             self.aggregation = raw
-        elif isinstance(raw, Mapping) and raw and all(
-            isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
+        elif (
+            isinstance(raw, Mapping)
+            and raw
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items())
         ):
             self.matchers = dict(raw)
         else:
@@ -203,7 +207,7 @@ class _Pick:
     def _rendered(self, values: Mapping[str, str]) -> dict[str, str]:
         from .._template import render  # noqa: PLC0415
 
-        assert self.matchers is not None  # noqa: S101 - label pick
+        assert self.matchers is not None
         return {k: render(v, values) for k, v in self.matchers.items()}
 
     def select(
@@ -250,8 +254,10 @@ class PrometheusSource:
         env: Mapping[str, str],
         client: httpx.AsyncClient | None = None,
         sleep: Sleep | None = None,
+        tracer_provider: Any = None,
     ) -> None:
         self.name = name
+        self._tracer_provider = tracer_provider
         self.settings = settings
         self._http = ResilientHttp(settings, env=env, client=client, sleep=sleep)
 
@@ -290,7 +296,7 @@ class PrometheusSource:
         rendered, pick, problem = self._prepare(query)
         if problem is not None:
             return self._measurement(query, rendered, value=None, reason=problem)
-        with source_span(self.kind, self.name, query) as span:
+        with source_span(self.kind, self.name, query, self._tracer_provider) as span:
             outcome = await self._http.request(
                 "POST",
                 self.settings.url + "/api/v1/query",
@@ -318,7 +324,7 @@ class PrometheusSource:
             else:
                 step = max(query.window / 60, timedelta(seconds=1))
         start = query.at - query.window
-        with source_span(self.kind, self.name, query) as span:
+        with source_span(self.kind, self.name, query, self._tracer_provider) as span:
             outcome = await self._http.request(
                 "POST",
                 self.settings.url + "/api/v1/query_range",
@@ -345,23 +351,27 @@ class PrometheusSource:
     ) -> Measurement:
         retries = outcome.retries
 
-        def problem(reason: str, warnings: tuple[str, ...] = ()) -> Measurement:
-            if retries:
+        def problem(
+            reason: str, warnings: tuple[str, ...] = (), *, counted: bool = False
+        ) -> Measurement:
+            if retries and not counted:
                 reason += f" ({retries} retr{'y' if retries == 1 else 'ies'})"
             return self._measurement(
                 query, rendered, value=None, reason=reason, retries=retries, warnings=warnings
             )
 
         if outcome.response is None:
-            return problem(f"{outcome.error} after {outcome.attempts_text()}")
+            return problem(f"{outcome.error} ({outcome.attempts_text()})", counted=True)
         response = outcome.response
         try:
             body = response.json()
         except ValueError:
             if response.is_success:
                 return problem(f"garbage JSON: {response.text[:80]!r}")
-            return problem(status_reason(outcome))
+            return problem(status_reason(outcome), counted=True)
         if not isinstance(body, dict):
+            if not response.is_success:
+                return problem(status_reason(outcome), counted=True)
             return problem(f"garbage JSON: not an object: {str(body)[:80]!r}")
         warnings = tuple(str(w) for w in body.get("warnings") or ())
         if body.get("status") != "success":
@@ -370,7 +380,7 @@ class PrometheusSource:
             http = f"HTTP {response.status_code}, " if not response.is_success else ""
             return problem(f"status error: {http}{kind + ': ' if kind else ''}{error}", warnings)
         if not response.is_success:
-            return problem(status_reason(outcome), warnings)
+            return problem(status_reason(outcome), warnings, counted=True)
         data = body.get("data")
         if not isinstance(data, dict):
             return problem("garbage JSON: no data object", warnings)
@@ -417,7 +427,7 @@ class PrometheusSource:
             if len(selected) > 1 and (pick is None or pick.aggregation is None):
                 names = ", ".join(sorted(_series_name(s[0]) for s in selected))
                 how = (
-                    "add pick = {label = \"value\"} or pick = \"sum\" to the metric"
+                    'add pick = {label = "value"} or pick = "sum" to the metric'
                     if pick is None
                     else f"pick {pick.describe(values)} is ambiguous"
                 )
@@ -432,7 +442,7 @@ class PrometheusSource:
         if len(samples) == 1:
             value = samples[0]
         else:
-            assert pick is not None and pick.aggregation is not None  # noqa: S101 - checked
+            assert pick is not None and pick.aggregation is not None
             value = _AGGREGATIONS[pick.aggregation](samples)
         labels = tuple(_series_name(s[0]) for s in selected) if len(selected) == 1 else ()
         return self._measurement(
@@ -462,8 +472,12 @@ class PrometheusSource:
         )
         if not points:
             return self._measurement(
-                query, rendered, value=None, reason="empty result: no samples in the window",
-                retries=retries, warnings=warnings,
+                query,
+                rendered,
+                value=None,
+                reason="empty result: no samples in the window",
+                retries=retries,
+                warnings=warnings,
             )
         return self._measurement(
             query, rendered, value=points[-1][1], series=points, retries=retries, warnings=warnings
@@ -477,10 +491,18 @@ def create(
     *,
     client: httpx.AsyncClient | None = None,
     sleep: Sleep | None = None,
+    tracer_provider: Any = None,
 ) -> PrometheusSource:
     """Build a source from its ``[sources.NAME]`` table (no I/O). See
     ``docs/sources/prometheus.md`` for the options."""
     opts = Options(options)
     settings = http_settings(opts)
     opts.done()
-    return PrometheusSource(name, settings, env=context.env, client=client, sleep=sleep)
+    return PrometheusSource(
+        name,
+        settings,
+        env=context.env,
+        client=client,
+        sleep=sleep,
+        tracer_provider=tracer_provider,
+    )

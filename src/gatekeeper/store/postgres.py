@@ -119,8 +119,11 @@ class PostgresStore(_SqlJournal):
         self._lock = threading.RLock()
         self._closed = False
         self._conn: psycopg.Connection[Any] | None = None
-        with self._lock:
+        try:
             self._migrate(self._connection())
+        except BaseException:
+            self.close()
+            raise
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.display_url!r}, owner={self.owner!r})"

@@ -8,13 +8,26 @@ and why, and when the next checkpoint is due.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TextIO
 
 from ._approval import ApprovalAnswer
-from ._model import Action, Decision, GateResult, Outcome, Phase, RunResult, Split, Verdict
+from ._criteria import show
+from ._model import (
+    Action,
+    Decision,
+    GateResult,
+    Kind,
+    Metric,
+    Outcome,
+    Phase,
+    RunResult,
+    Split,
+    Verdict,
+)
 from ._plugins import RunInfoView
-from ._units import format_duration, format_number
+from ._units import format_duration, format_number, format_quantity
 from .hookspecs import hookimpl
 
 __all__ = ["ConsoleReporter", "format_gate_table"]
@@ -34,14 +47,29 @@ def format_verdict(verdict: Verdict, width: int = 20) -> str:
     return f"{_MARK[verdict.outcome]} {verdict.criterion.metric:<{width}} {verdict.reason}"
 
 
-def format_gate_table(result: GateResult) -> str:
-    """A table for a failing pytest item: criterion, observed, bound, verdict, reason."""
+def format_gate_table(result: GateResult, metrics: Mapping[str, Metric] | None = None) -> str:
+    """A table for a failing pytest item: criterion, observed, bound, verdict, reason.
+
+    With the plan's ``metrics``, values are shown in the unit the criterion was
+    written in (0.9% rather than 0.009).
+    """
+
+    def shown(verdict: Verdict, value: float | None) -> str:
+        if value is None:
+            return "-"
+        metric = (metrics or {}).get(verdict.criterion.metric)
+        if metric is None or verdict.criterion.kind in (Kind.STABLE, Kind.COUNT):
+            if verdict.criterion.kind is Kind.STABLE:
+                return format_quantity(value, "%")
+            return format_number(value)
+        return show(value, metric, verdict.criterion.unit)
+
     rows = [("criterion", "observed", "bound", "verdict", "reason")]
     rows.extend(
         (
             v.criterion.text,
-            "-" if v.observed is None else format_number(v.observed),
-            "-" if v.bound is None else format_number(v.bound),
+            shown(v, v.observed),
+            shown(v, v.bound),
             v.outcome.value.upper(),
             v.reason,
         )
@@ -50,9 +78,8 @@ def format_gate_table(result: GateResult) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = []
     for index, row in enumerate(rows):
-        lines.append(
-            "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4]
-        )
+        cells = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4]))
+        lines.append(cells + "  " + row[4])
         if index == 0:
             lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 6)
     return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""pytest plugin for gatekeeper: ``pytest --gate=PHASE``. See :mod:`pytest_gatekeeper.plugin`."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -68,6 +69,7 @@ _PHASE_KEYS = (
     "description",
 )
 _CRITERION_KEYS = ("criterion", "fail_only", "alpha")
+_TOML_WHERE = re.compile(r"\s*\(at line (\d+), column \d+\)$|\s*\(at end of document\)$")
 
 
 def load_plan(path: str | Path) -> Plan:
@@ -87,8 +89,14 @@ def plan_from_text(text: str, *, path: str | None = None) -> Plan:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
+        # Python 3.11's TOMLDecodeError has no lineno/msg attributes (3.14 adds them):
+        # its message ends with "(at line N, column M)".
+        message = str(getattr(exc, "msg", exc))
         line = getattr(exc, "lineno", None)
-        message = getattr(exc, "msg", str(exc))
+        where = _TOML_WHERE.search(message)
+        if where is not None:
+            message = message[: where.start()].rstrip()
+            line = line if line is not None else int(where.group(1))
         raise PlanError(f"not valid TOML: {message}", file=path, line=line) from None
     return _Loader(data, path=path, text=text).plan()
 
@@ -165,7 +173,8 @@ class _Loader:
         self.unknown_keys(meta, ("name", "description"), ("plan",))
         name = meta.get("name")
         if name is None:
-            name = Path(self.path).parent.name if self.path else "plan"
+            # absolute(): a bare "gates.toml" has an empty parent name.
+            name = (Path(self.path).absolute().parent.name if self.path else "") or "plan"
         if not isinstance(name, str) or not name:
             raise self.error(("plan", "name"), "expected a non-empty string")
         variants = self.string_map(data.get("variants", {}), ("variants",))

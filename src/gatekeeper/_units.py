@@ -43,16 +43,23 @@ def parse_duration(text: str | int | float) -> timedelta:
 
 
 def format_duration(delta: timedelta) -> str:
-    """The shortest plan spelling: 15 minutes → ``"15m"``, 4.5 hours → ``"4h30m"``."""
-    total = delta.total_seconds()
-    if total < 0:
+    """The shortest plan spelling: 15 minutes → ``"15m"``, 4.5 hours → ``"4h30m"``.
+
+    Whole milliseconds at most (rounded, never below 1ms for a positive duration), so
+    the text is also a valid Prometheus duration: ``{{window}}`` renders through here.
+    """
+    if delta < timedelta(0):
         return "-" + format_duration(-delta)
-    if total == 0:
+    if not delta:
         return "0s"
-    whole = int(total)
-    millis = round((total - whole) * 1000)
-    if millis == 1000:
-        whole, millis = whole + 1, 0
+    # From the exact integer fields, not total_seconds(): floats drift for long spans.
+    total_ms, micros = divmod(
+        (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds, 1000
+    )
+    if micros >= 500:
+        total_ms += 1
+    # A positive duration must not vanish: "" would parse as nothing at all.
+    whole, millis = divmod(max(total_ms, 1), 1000)
     parts = []
     days, rest = divmod(whole, 86400)
     hours, rest = divmod(rest, 3600)

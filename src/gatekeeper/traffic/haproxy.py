@@ -198,6 +198,14 @@ class HAProxyBackend:
 
     def set_split(self, canary_percent: float) -> Split:
         """Apply, read back, verify. No write when the live weights already match."""
+        try:
+            return self._set_split(canary_percent)
+        except TrafficError as exc:
+            if exc.wanted is None:
+                exc.wanted = canary_percent
+            raise
+
+    def _set_split(self, canary_percent: float) -> Split:
         _check_percent(canary_percent, None)
         try:
             target = weights_for(canary_percent, self.total_weight)

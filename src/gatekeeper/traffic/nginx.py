@@ -55,7 +55,8 @@ PLACEHOLDERS = (
     "total_weight",
 )
 
-_SERVER = re.compile(r"(?m)^[^#\n]*?\bserver\s+(\S+)([^;]*);")
+_SERVER = re.compile(r"\bserver\s+([^\s;]+)([^;]*);")
+_COMMENT = re.compile(r"#[^\n]*")
 _PID = re.compile(r"(?m)^\s*pid\s+([^;\s]+)\s*;")
 
 
@@ -72,7 +73,7 @@ def _server_weight(params: str) -> int:
 def parse_weights(text: str, *, baseline: str, canary: str) -> Weights:
     """The effective weights of the two servers in an upstream file (``down`` is 0)."""
     found: dict[str, int] = {}
-    for match in _SERVER.finditer(text):
+    for match in _SERVER.finditer(_COMMENT.sub("", text)):
         address, params = match.group(1), match.group(2)
         if address in (baseline, canary):
             if address in found:
@@ -216,6 +217,14 @@ class NginxBackend:
 
     def set_split(self, canary_percent: float) -> Split:
         """Render, write, test, reload, read back; restore the old file on failure."""
+        try:
+            return self._set_split(canary_percent)
+        except TrafficError as exc:
+            if exc.wanted is None:
+                exc.wanted = canary_percent
+            raise
+
+    def _set_split(self, canary_percent: float) -> Split:
         try:
             target = weights_for(canary_percent, self.total_weight)
         except ValueError as exc:

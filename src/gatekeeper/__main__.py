@@ -1,0 +1,7 @@
+"""``python -m gatekeeper``: the same as the ``gatekeeper`` command."""
+
+import sys
+
+from ._cli import main
+
+sys.exit(main())

@@ -1,0 +1,220 @@
+"""The pytest plugin, exercised through ``pytester`` on the reference plan."""
+
+from __future__ import annotations
+
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "progressive-rollout"
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A project directory holding the reference plan as gates.toml and its recordings."""
+    for name in ("gates.toml", "healthy.csv", "bad-canary.csv", "no-data.csv"):
+        shutil.copy(EXAMPLE / name, pytester.path / name)
+    pytester.makeini("[pytest]\naddopts = -p no:cacheprovider\n")
+    return pytester
+
+
+def test_collect_only_lists_checkpoints_as_plan_phase_checkpoint(project: pytest.Pytester) -> None:
+    """Each checkpoint is one item ``gates.toml::PHASE::CHECKPOINT``, in order."""
+    result = project.runpytest("--gate=canary,ramp", "--collect-only", "-q")
+    lines = [line for line in result.outlines if line.startswith("gates.toml::")]
+    assert [
+        "gates.toml::canary::15m",
+        "gates.toml::canary::30m",
+        "gates.toml::canary::1h",
+        "gates.toml::ramp::15m",
+        "gates.toml::ramp::30m",
+        "gates.toml::ramp::1h",
+        "gates.toml::ramp::2h",
+        "gates.toml::ramp::3h",
+        "gates.toml::ramp::4h",
+    ] == lines
+
+
+def test_collect_only_touches_no_source(project: pytest.Pytester) -> None:
+    """Listing items never queries a source."""
+    project.makepyfile(
+        probe="""
+        from pathlib import Path
+
+        def value(query):
+            Path("queried").write_text("yes")
+            return 0.0
+        """
+    )
+    project.makefile(
+        ".toml",
+        gates="""
+        [sources.p]
+        type = "python"
+        callable = "probe:value"
+        [metrics.m]
+        source = "p"
+        [[phases]]
+        name = "ramp"
+        traffic = 10
+        checkpoints = ["1s", "2s"]
+        gate = ["m < 1"]
+        """,
+    )
+    project.syspathinsert()
+    result = project.runpytest("--gate=ramp", "--collect-only", "-q")
+    assert 0 == result.ret
+    assert not (project.path / "queried").exists()
+
+
+def test_bad_canary_fails_the_30m_item_with_a_table(project: pytest.Pytester) -> None:
+    """The failing checkpoint shows criterion, observed, bound, verdict and reason;
+    later checkpoints are skipped; the summary ends with the rollback."""
+    result = project.runpytest("--gate=ramp", "--gate-rehearse=bad-canary.csv")
+    assert 1 == result.ret
+    result.assert_outcomes(passed=1, failed=1, skipped=4)
+    result.stdout.fnmatch_lines(
+        [
+            "ramp @ 30m: FAIL at 2026-01-01T01:30:00+00:00",
+            "criterion*observed*bound*verdict*reason",
+            "error_rate < 0.5%*0.9%*0.5%*FAIL*0.9% is not < 0.5%",
+            "→ ROLLBACK: gate failed: error_rate: 0.9% is not < 0.5%",
+            "*gatekeeper*",
+            "ramp: ROLLBACK: gate failed: error_rate: 0.9% is not < 0.5%",
+            "result: ROLLED BACK; canary at 0%",
+        ]
+    )
+
+
+def test_healthy_phase_passes_and_advances(project: pytest.Pytester) -> None:
+    """Every checkpoint passes: exit 0 and the phase advances."""
+    result = project.runpytest("--gate=ramp", "--gate-rehearse=healthy.csv")
+    assert 0 == result.ret
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(["ramp: ADVANCE: gate passed*", "result: ADVANCED; canary at 10%"])
+
+
+def test_no_data_holds_then_fails(project: pytest.Pytester) -> None:
+    """Silent metrics never pass: held at 30m, then rolled back."""
+    result = project.runpytest("--gate=ramp", "--gate-rehearse=no-data.csv")
+    assert 1 == result.ret
+    result.stdout.fnmatch_lines(["ramp @ 30m (re-check 2): INCONCLUSIVE*"])
+
+
+def test_no_traffic_judges_but_never_rolls_back(project: pytest.Pytester) -> None:
+    """``--gate-no-traffic``: the gate still fails, traffic is untouched."""
+    result = project.runpytest("--gate=ramp", "--gate-rehearse=bad-canary.csv", "--gate-no-traffic")
+    assert 1 == result.ret
+    result.stdout.fnmatch_lines(
+        ["plan progressive-rollout (rehearsal, judge only, traffic untouched)"]
+    )
+    assert "canary at 0%" not in result.stdout.str()
+
+
+def test_marked_user_tests_run_at_their_checkpoint_with_metrics(project: pytest.Pytester) -> None:
+    """A ``checkpoint`` marked test runs right after that checkpoint with its values."""
+    project.makepyfile(
+        test_user="""
+        import pytest
+
+        ORDER = []
+
+        @pytest.mark.checkpoint("ramp", "30m")
+        def test_latency_budget(gate_metrics):
+            assert gate_metrics["latency_p99"] == 0.042
+            assert gate_metrics["error_rate"] == 0.0008
+
+        def test_plain():
+            pass
+        """
+    )
+    result = project.runpytest("--gate=ramp", "--gate-rehearse=healthy.csv", "-v")
+    assert 0 == result.ret
+    result.stdout.fnmatch_lines(
+        [
+            "test_user.py::test_plain PASSED*",
+            "gates.toml::ramp::15m PASSED*",
+            "gates.toml::ramp::30m PASSED*",
+            "test_user.py::test_latency_budget PASSED*",
+            "gates.toml::ramp::1h PASSED*",
+        ]
+    )
+
+
+def test_a_failing_user_check_fails_and_rolls_back_the_phase(project: pytest.Pytester) -> None:
+    """A user check is part of the gate: when it fails, the phase is rolled back."""
+    project.makepyfile(
+        test_user="""
+        import pytest
+
+        @pytest.mark.checkpoint("ramp", "15m")
+        def test_business_rule(gate_metrics):
+            assert gate_metrics["error_rate"] < 0.0001
+        """
+    )
+    result = project.runpytest("--gate=ramp", "--gate-rehearse=healthy.csv")
+    assert 1 == result.ret
+    result.assert_outcomes(passed=1, failed=1, skipped=5)
+    result.stdout.fnmatch_lines(
+        ["ramp: ROLLBACK: user checks failed: test_user.py::test_business_rule"]
+    )
+
+
+def test_marked_tests_are_skipped_without_gate(project: pytest.Pytester) -> None:
+    """Without ``--gate`` a checkpoint test has nothing to check: it is skipped."""
+    project.makepyfile(
+        test_user="""
+        import pytest
+
+        @pytest.mark.checkpoint("ramp", "30m")
+        def test_x(gate_metrics):
+            pass
+        """
+    )
+    result = project.runpytest()
+    result.assert_outcomes(skipped=1)
+
+
+def test_unknown_phase_is_a_usage_error_listing_phases(project: pytest.Pytester) -> None:
+    """``--gate`` with a typo stops before running anything."""
+    result = project.runpytest("--gate=rmap")
+    assert pytest.ExitCode.USAGE_ERROR == result.ret
+    result.stderr.fnmatch_lines(
+        ["*--gate: unknown phase 'rmap' (known: canary, ramp, rollout, baseline-confirmation)"]
+    )
+
+
+def test_bad_plan_is_a_usage_error_with_file_and_line(project: pytest.Pytester) -> None:
+    """A broken plan is reported with its line, not a traceback."""
+    (project.path / "gates.toml").write_text('[[phases]]\nname = "x"\ntraffic = 500\n')
+    result = project.runpytest("--gate=x")
+    assert pytest.ExitCode.USAGE_ERROR == result.ret
+    result.stderr.fnmatch_lines(["*gates.toml:3: phases?0?.traffic: expected the canary's share*"])
+
+
+def test_junit_xml_carries_observed_values(project: pytest.Pytester) -> None:
+    """JUnit XML properties hold each metric's observed value and the decision."""
+    result = project.runpytest(
+        "--gate=ramp", "--gate-rehearse=bad-canary.csv", "--junitxml=out.xml"
+    )
+    assert 1 == result.ret
+    tree = ET.parse(project.path / "out.xml")
+    case = next(c for c in tree.iter("testcase") if c.get("name") == "30m")
+    props = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert "0.009 (fail)" == props["error_rate"]
+    assert "rollback" == props["decision"]
+
+
+def test_gate_plan_option_and_ini(project: pytest.Pytester) -> None:
+    """The plan can be named on the command line or in the ini file."""
+    (project.path / "gates.toml").rename(project.path / "release.toml")
+    project.makeini("[pytest]\naddopts = -p no:cacheprovider\ngate_plan = release.toml\n")
+    by_ini = project.runpytest("--gate=canary", "--collect-only", "-q")
+    by_ini.stdout.fnmatch_lines(["release.toml::canary::15m"])
+    project.makeini("[pytest]\naddopts = -p no:cacheprovider\n")
+    by_option = project.runpytest(
+        "--gate=canary", "--gate-plan=release.toml", "--collect-only", "-q"
+    )
+    by_option.stdout.fnmatch_lines(["release.toml::canary::15m"])

@@ -328,6 +328,48 @@ def _summary(times: Array, horizon: float) -> tuple[float, str, str]:
     return rate, fmt(0.5), fmt(0.9)
 
 
+def render(cells: list[Cell], *, runs: int, horizon: float, seconds: float) -> str:
+    """Markdown: one table per canary share, a row per judge; false-alarm columns give
+    the share of healthy runs with an alarm, detection columns the median / 90th
+    percentile time to the first alarm and the share of runs detected at all."""
+    lines = [
+        f"{runs:,} runs per cell, {horizon / 3600:g} h at one look every {LOOK:g} s, "
+        f"{RATE:g} requests/s in total, baseline error rate {BASE_ERROR:.1%}, "
+        f"alpha = {ALPHA}; simulated in {seconds:.0f} s.",
+    ]
+    columns = [
+        ("false alarms: errors", "errors healthy @"),
+        ("false alarms: errors, AR(1)", "errors healthy AR(1) @"),
+        ("false alarms: latency", "latency healthy @"),
+        ("errors x1.5", "errors x1.5 @"),
+        ("errors x2", "errors x2 @"),
+        ("errors x5", "errors x5 @"),
+        ("errors x2, AR(1)", "errors x2 AR(1) @"),
+        ("latency +20 %", "latency +20% @"),
+    ]
+    for share in sorted({c.share for c in cells}):
+        pct = f"{share * 100:g}%"
+        by_name = {c.name: c for c in cells if c.share == share}
+        lines += [
+            "",
+            f"**{pct} canary traffic** (detection: median / p90 time to detect, share detected)",
+            "",
+            "| judge | " + " | ".join(title for title, _ in columns) + " |",
+            "| --- |" + " --- |" * len(columns),
+        ]
+        for judge in JUDGES:
+            row = [judge]
+            for title, prefix in columns:
+                cell = by_name[prefix + pct]
+                rate, med, p90 = _summary(cell.times[judge], horizon)
+                if title.startswith("false alarms"):
+                    row.append(f"{rate:.1%}")
+                else:
+                    row.append(f"{med} / {p90} ({rate:.0%})")
+            lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="Smoke run: few runs, 30 minutes")
@@ -377,15 +419,14 @@ def main(argv: list[str] | None = None) -> int:
             if gap > 1e-6:
                 raise SystemExit(f"the replica disagrees with gatekeeper._judge: {gap}")
         print(f"# {cell.name}: {time.perf_counter() - tick:.1f}s", file=sys.stderr)
-    print(
-        f"runs per cell: {runs}; horizon {horizon / 3600:g}h; look every {LOOK:g}s; alpha {ALPHA}"
-    )
-    print(f"total {time.perf_counter() - started:.0f}s")
     for cell in cells:
-        print(f"\n{cell.name}")
         for judge in JUDGES:
             rate, med, p90 = _summary(cell.times[judge], horizon)
-            print(f"  {judge:12s} alarms {rate:6.1%}  median {med:>7s}  p90 {p90:>7s}")
+            print(
+                f"# {cell.name:26s} {judge:12s} alarms {rate:6.1%} {med:>7s} {p90:>7s}",
+                file=sys.stderr,
+            )
+    print(render(cells, runs=runs, horizon=horizon, seconds=time.perf_counter() - started))
     return 0
 
 

@@ -273,3 +273,14 @@ def test_gate_alpha_is_split_over_its_compare_criteria() -> None:
     assert _judge.split_alpha(0.01, 2) == 0.005
     with pytest.raises(ValueError, match="n_tests"):
         _judge.split_alpha(0.01, 0)
+
+
+def test_moments_from_a_prometheus_histogram() -> None:
+    """Cumulative (le, count) buckets become moments at the bucket midpoints; the +Inf
+    bucket counts at the last finite bound; non-cumulative counts are refused."""
+    moments = _judge.Moments.from_histogram([(0.1, 2), (0.3, 5), (math.inf, 6)])
+    assert moments.n == 6
+    assert moments.total == pytest.approx(2 * 0.05 + 3 * 0.2 + 0.3)
+    assert moments.total_sq == pytest.approx(2 * 0.05**2 + 3 * 0.2**2 + 0.3**2)
+    with pytest.raises(ValueError, match="cumulative"):
+        _judge.Moments.from_histogram([(0.1, 5), (math.inf, 3)])

@@ -482,7 +482,7 @@ def judge_counts(  # noqa: PLR0915 - one look reads top to bottom: check, update
     interval = f"{_fmt_level(alpha)} CS {_fmt_ratio(ci_low)}{_DASH}{_fmt_ratio(ci_high)}"
     ratio_text = "" if estimate is None else f"{_fmt_ratio(estimate)}, "
     bound_text = f"bound {op} {_fmt_ratio(factor)}"
-    evidence = _evidence_text(_e(max_harm), _e(max_safe), alpha, collecting)
+    evidence = _evidence_text(_e(max_harm), _e(max_safe), alpha)
     explanation = (
         f"{rates_text} ({ratio_text}{interval}; {bound_text}), {evidence} after {n_text}: {word}"
     )
@@ -511,13 +511,12 @@ def judge_counts(  # noqa: PLR0915 - one look reads top to bottom: check, update
     )
 
 
-def _evidence_text(e_harm: float, e_safe: float, alpha: float, collecting: bool) -> str:
+def _evidence_text(e_harm: float, e_safe: float, alpha: float) -> str:
     threshold = 1.0 / alpha
     if e_harm >= threshold:
         return f"e={_fmt_e(e_harm)} ≥ 1/{_ALPHA}={_fmt_e(threshold)}"
     if e_safe >= threshold:
         return f"e(pass)={_fmt_e(e_safe)} ≥ 1/{_ALPHA}={_fmt_e(threshold)}"
-    del collecting
     return f"e={_fmt_e(e_harm)}, e(pass)={_fmt_e(e_safe)} < 1/{_ALPHA}={_fmt_e(threshold)}"
 
 
@@ -674,7 +673,7 @@ def judge_bound(
     estimate = events / trials if trials > 0 else None
     shown = "no data" if estimate is None else _fmt_pct(estimate)
     interval = f"{_fmt_level(alpha)} CS {_fmt_pct(low)}{_DASH}{_fmt_pct(high)}"
-    evidence = _evidence_text(_e(max_harm), _e(max_safe), alpha, collecting)
+    evidence = _evidence_text(_e(max_harm), _e(max_safe), alpha)
     n_text = f"n={_fmt_n(trials)}"
     head = f"{name} {shown} ({interval}; bound {op} {bound * 100:.6g}%)"
     explanation = f"{head}, {evidence} after {n_text}: {word}"
@@ -718,6 +717,31 @@ class Moments:
             total=math.fsum(values),
             total_sq=math.fsum(v * v for v in values),
         )
+
+    @classmethod
+    def from_histogram(cls, buckets: Sequence[tuple[float, float]]) -> Moments:
+        """Approximate moments from a cumulative histogram, as Prometheus gives one:
+        ``(upper_bound, cumulative_count)`` pairs sorted by bound, the last one ``+Inf``.
+
+        Each observation counts at its bucket's midpoint (the first bucket's lower edge
+        is 0; the ``+Inf`` bucket's observations at the last finite bound, which
+        understates a heavy tail -- the means test then errs towards "no difference").
+        """
+        n = total = total_sq = 0.0
+        lower = 0.0
+        below = 0.0
+        for upper, cumulative in buckets:
+            count = cumulative - below
+            if count < 0:
+                raise ValueError("histogram counts must be cumulative (non-decreasing)")
+            value = lower if math.isinf(upper) else (lower + upper) / 2.0
+            n += count
+            total += count * value
+            total_sq += count * value * value
+            below = cumulative
+            if not math.isinf(upper):
+                lower = upper
+        return cls(n=n, total=total, total_sq=total_sq)
 
     @property
     def mean(self) -> float:
@@ -877,7 +901,7 @@ def judge_means(
         f"canary {name} {canary.mean:.4g} vs baseline {baseline.mean:.4g} "
         f"({shown}, {interval}; {bound_text})"
     )
-    evidence = _evidence_text(_e(max_harm), _e(max_safe), alpha, collecting)
+    evidence = _evidence_text(_e(max_harm), _e(max_safe), alpha)
     explanation = f"{head}, {evidence} after {n_text}: {word}"
     if collecting:
         explanation = f"collecting evidence: {n_text}; {head}, {evidence}"
@@ -902,7 +926,7 @@ def judge_means(
     )
 
 
-def _two_sided_rejects(  # noqa: PLR0917 - private, called in one place
+def _two_sided_rejects(
     canary: Moments, baseline: Moments, factor: float, offset: float, alpha: float, rho2: float
 ) -> bool:
     z, t = _means_z(canary, baseline, factor, offset)

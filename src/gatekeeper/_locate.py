@@ -27,9 +27,14 @@ def _split_dotted(name: str) -> list[str]:
 def _strip_comment(line: str) -> str:
     out = []
     quote = ""
+    escaped = False
     for ch in line:
         if quote:
-            if ch == quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\" and quote == '"':
+                escaped = True  # a basic string's \" does not close it
+            elif ch == quote:
                 quote = ""
         elif ch in "\"'":
             quote = ch
@@ -106,38 +111,43 @@ def locate(text: str, path: Sequence[PathPart]) -> int | None:
 
 
 def _array_element(lines: list[str], start: int, value: str, element: int) -> int | None:
-    """The line of element ``element`` of an array whose ``[`` opens on line ``start``."""
-    if _balanced(value):
-        return start + 1  # a one-line array: the key's line is the best we can say
+    """The line of element ``element`` of an array whose ``[`` opens on line ``start``.
+
+    Elements are counted by their separating commas at the array's own depth, so
+    several elements on one line, inline tables and nested arrays spanning lines,
+    and brackets or commas inside strings and comments all count right.
+    """
     count = -1
-    rest = value[1:].strip()
-    if rest and not rest.startswith("]"):
-        count += 1
-        if count == element:
-            return start + 1
-    for offset in range(start + 1, len(lines)):
-        text = _strip_comment(lines[offset]).strip()
-        if not text:
-            continue
-        if text.startswith("]"):
-            return None
-        count += 1
-        if count == element:
-            return offset + 1
-    return None
-
-
-def _balanced(value: str) -> bool:
     depth = 0
-    quote = ""
-    for ch in value:
-        if quote:
-            if ch == quote:
-                quote = ""
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "[{":
-            depth += 1
-        elif ch in "]}":
-            depth -= 1
-    return depth == 0
+    expecting = False
+    for index in range(start, len(lines)):
+        text = value if index == start else _strip_comment(lines[index])
+        quote = ""
+        escaped = False
+        for ch in text:
+            if quote:
+                if escaped:
+                    escaped = False
+                elif ch == "\\" and quote == '"':
+                    escaped = True
+                elif ch == quote:
+                    quote = ""
+                continue
+            if depth == 1 and expecting and not ch.isspace() and ch not in ",]":
+                count += 1
+                expecting = False
+                if count == element:
+                    return index + 1
+            if ch in "\"'":
+                quote = ch
+            elif ch in "[{":
+                depth += 1
+                if depth == 1:
+                    expecting = True
+            elif ch in "]}":
+                depth -= 1
+                if depth == 0:
+                    return None
+            elif ch == "," and depth == 1:
+                expecting = True
+    return None

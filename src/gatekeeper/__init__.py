@@ -8,7 +8,9 @@ it against a recording, or :func:`check` one phase's gate now.
 
 from __future__ import annotations
 
-from ._api import acheck, arun, check, run, validate
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._approval import (
     ApprovalAnswer,
     ApprovalRequest,
@@ -19,9 +21,7 @@ from ._approval import (
     FileApprover,
     RecordingApprover,
 )
-from ._clock import SimulatedClock, SystemClock
 from ._criteria import drift
-from ._engine import Rollout, build_sources, build_traffic
 from ._model import (
     Action,
     Approval,
@@ -66,7 +66,6 @@ from ._protocols import (
     TrafficBackend,
 )
 from ._recording import Recording
-from ._rehearsal import arehearse, rehearsal, rehearse
 from ._report import ConsoleReporter
 from ._store import MemoryStore
 from .exceptions import (
@@ -80,7 +79,44 @@ from .exceptions import (
 )
 from .hookspecs import hookimpl
 
+if TYPE_CHECKING:
+    from ._api import acheck, arun, check, run, validate
+    from ._clock import SimulatedClock, SystemClock
+    from ._engine import Rollout, build_sources, build_traffic
+
 __version__ = "0.1.0"
+
+# The run machinery pulls in asyncio (and with it logging, ssl, concurrent.futures):
+# loaded on first use so that ``import gatekeeper`` stays fast for plan tooling.
+_LAZY = {
+    "acheck": "._api",
+    "arun": "._api",
+    "check": "._api",
+    "run": "._api",
+    "validate": "._api",
+    "SimulatedClock": "._clock",
+    "SystemClock": "._clock",
+    "Rollout": "._engine",
+    "build_sources": "._engine",
+    "build_traffic": "._engine",
+    "arehearse": "._rehearsal",
+    "rehearsal": "._rehearsal",
+    "rehearse": "._rehearsal",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gatekeeper' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "Action",

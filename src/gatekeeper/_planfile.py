@@ -6,8 +6,6 @@ raised before anything is built: a plan is accepted whole or not at all.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import re
 import tomllib
@@ -123,6 +121,9 @@ def plan_error(plan: Plan, key: Sequence[PathPart], message: str) -> PlanError:
 
 
 def _digest(mapping: Mapping[str, Any]) -> str:
+    import hashlib  # noqa: PLC0415 - hashlib and json cost more at import than here
+    import json  # noqa: PLC0415
+
     canonical = json.dumps(mapping, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -128,8 +129,12 @@ def start_alertmanager(directory: Path) -> AlertmanagerServer:
     def ready() -> bool:
         if process.poll() is not None:
             raise RuntimeError("alertmanager exited: " + log_path.read_text()[-2000:])
-        with urllib.request.urlopen(f"{server.url}/-/ready", timeout=1) as response:  # noqa: S310
-            return bool(response.status == 200)
+        try:
+            with urllib.request.urlopen(f"{server.url}/-/ready", timeout=1) as response:  # noqa: S310
+                return bool(response.status == 200)
+        except urllib.error.HTTPError as exc:  # 503 while starting: close its socket
+            exc.close()
+            return False
 
     try:
         wait_until(ready, timeout=20, what="alertmanager /-/ready")

@@ -19,6 +19,7 @@ import math
 import subprocess
 import tempfile
 import threading
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
@@ -113,8 +114,12 @@ class PrometheusLauncher:
                 raise RuntimeError(
                     "prometheus exited: " + (data_dir.parent / "prometheus.log").read_text()[-2000:]
                 )
-            with urllib.request.urlopen(f"{server.url}/-/ready", timeout=1) as response:  # noqa: S310
-                return bool(response.status == 200)
+            try:
+                with urllib.request.urlopen(f"{server.url}/-/ready", timeout=1) as response:  # noqa: S310
+                    return bool(response.status == 200)
+            except urllib.error.HTTPError as exc:  # 503 while starting: close its socket
+                exc.close()
+                return False
 
         try:
             wait_until(ready, timeout=ready_timeout, what="prometheus /-/ready")

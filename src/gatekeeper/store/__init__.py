@@ -30,13 +30,31 @@ from ..exceptions import StoreError
 
 if TYPE_CHECKING:
     from .._protocols import Event, RunInfo, Store
+    from .postgres import PostgresStore
+    from .sqlite import SQLiteStore
 
 __all__ = [
     "FINISHED_STATUSES",
     "Lease",
     "LeasingStore",
+    "PostgresStore",
+    "SQLiteStore",
     "open_store",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``SQLiteStore`` and ``PostgresStore`` load on first use (psycopg only then)."""
+    if name == "SQLiteStore":
+        from .sqlite import SQLiteStore  # noqa: PLC0415 - lazy by design
+
+        return SQLiteStore
+    if name == "PostgresStore":
+        from .postgres import PostgresStore  # noqa: PLC0415 - lazy by design
+
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: Run statuses after which a run is not resumed (:meth:`unfinished_runs` skips them).
 FINISHED_STATUSES = frozenset({"advanced", "rolled back", "abandoned", "restarted"})

@@ -419,6 +419,35 @@ def test_acquire_waits_for_a_lease_to_expire(journal: Path) -> None:
         assert b.acquire(run, wait=timedelta(seconds=5)).token == 2
 
 
+DYING_RUNNER = """
+import os, sys
+from gatekeeper.store.sqlite import SQLiteStore
+store = SQLiteStore(sys.argv[1])
+print(store.acquire(sys.argv[2]).owner, flush=True)
+os._exit(0)  # dies without closing: no release
+"""
+
+
+def test_a_dead_local_runner_frees_its_run_at_once(journal: Path) -> None:
+    """A runner process on this host that died holding a lease does not block the run until
+    expiry: the next runner takes it over at once with a new token."""
+    with SQLiteStore(journal, owner="setup") as setup:
+        run = setup.create_run(plan="p", plan_digest="d", started_at=T0)
+    dead = subprocess.run(
+        [sys.executable, "-c", DYING_RUNNER, str(journal), run],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    with SQLiteStore(journal, lease=timedelta(hours=1)) as next_runner:
+        lease = next_runner.acquire(run)
+        assert lease.token == 2
+        assert dead.stdout.strip() != lease.owner
+        with SQLiteStore(journal) as alive_elsewhere, pytest.raises(StoreError, match="driven by"):
+            alive_elsewhere.acquire(run)  # the holder (this process) is alive: no takeover
+
+
 def test_acquiring_twice_from_one_store_extends_the_same_token(journal: Path) -> None:
     """Re-acquiring a run this store already drives is idempotent (resume in-process)."""
     with SQLiteStore(journal, owner="a") as a:

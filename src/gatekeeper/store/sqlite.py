@@ -243,6 +243,24 @@ class SQLiteStore(_SqlJournal):
     def _ts_out(self, value: Any) -> datetime:
         return _utc(datetime.fromisoformat(str(value)), "a stored time")
 
+    def _owner_is_dead(self, owner: str) -> bool:
+        """A default owner (``host:pid:nonce``) on this host whose process is gone.
+
+        A journal file lives on one host, so a runner killed there (SIGKILL, OOM) frees
+        its run at once instead of after the lease expires. A reused pid only delays.
+        """
+        host, _, rest = owner.partition(":")
+        pid_text = rest.partition(":")[0]
+        if host != socket.gethostname() or not pid_text.isdigit():
+            return False
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False  # alive, owned by another user
+        return False
+
     def _error(self, exc: sqlite3.Error, what: str) -> StoreError:
         message = str(exc)
         code = getattr(exc, "sqlite_errorname", "")

@@ -320,3 +320,40 @@ def test_unreachable_server_is_a_clear_error(env: dict[str, str]) -> None:
         PostgresStore(
             "postgresql://gk:secret-pw@127.0.0.1:1/x", env=env, connect_timeout=timedelta(seconds=2)
         )
+
+
+def test_lock_held_past_lock_timeout_is_a_clear_error(
+    store: PostgresStore, postgres_server: PostgresServer, postgres_url: str, env: dict[str, str]
+) -> None:
+    """A write blocked by another session's lock fails after lock_timeout, naming the cause,
+    and leaves the journal as it was."""
+    run = store.create_run(plan="p", plan_digest="d", started_at=T0)
+    store.append(run, event(0))
+    with (
+        PostgresStore(postgres_url, env=env, lock_timeout=timedelta(milliseconds=200)) as blocked,
+        psycopg.connect(postgres_url, password=postgres_server.password) as holder,
+    ):
+        holder.execute("SELECT * FROM gatekeeper_runs WHERE run_id = %s FOR UPDATE", (run,))
+        with pytest.raises(StoreError, match="another runner holds a lock on it past lock_timeout"):
+            blocked.append(run, event(1))
+        holder.rollback()
+        assert blocked.append(run, event(2)) == 2
+    assert [e.data["n"] for e in store.events(run)] == [0, 2]
+
+
+def test_a_dropped_connection_fails_the_call_in_flight_then_reconnects(
+    store: PostgresStore, postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    """When the server drops the session (restart, failover), the call in flight raises
+    StoreError (it is not retried blindly: its commit may have happened) and the next call
+    reconnects."""
+    run = store.create_run(plan="p", plan_digest="d", started_at=T0)
+    with psycopg.connect(postgres_url, password=postgres_server.password, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE application_name = 'gatekeeper' AND datname = current_database()"
+        )
+    with pytest.raises(StoreError, match=r"cannot append 'verdict' to run"):
+        store.append(run, event(1))
+    assert store.append(run, event(2)) == 1
+    assert [e.data["n"] for e in store.events(run)] == [2]

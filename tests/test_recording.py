@@ -138,6 +138,7 @@ def test_value_is_the_latest_row_at_or_before(rows: list[tuple[int, float]], t: 
     text = "at,metric,value\n" + "".join(f"{at},m,{value!r}\n" for at, value in rows)
     recording = Recording.parse(text)
     earlier = [(at, value) for at, value in rows if at <= t]
+    expected: tuple[float | None, str | None]
     if earlier:
         latest = max(at for at, _ in earlier)
         expected = ([v for at, v in earlier if at == latest][-1], None)

@@ -42,9 +42,10 @@ REAL_QUERIES = [
     "sum(rate(prometheus_http_requests_total[1m])) or vector(0)",
     "max(process_resident_memory_bytes) or vector(0)",
     "sum(prometheus_tsdb_head_series) or vector(0)",
-    "histogram_quantile(0.99, sum by (le) (rate(prometheus_http_request_duration_seconds_bucket[5m]))) or vector(0)",
+    "histogram_quantile(0.99,"
+    " sum by (le) (rate(prometheus_http_request_duration_seconds_bucket[5m]))) or vector(0)",
     "sum(scrape_duration_seconds) or vector(0)",
-    "count(count by (__name__) ({__name__=~\".+\"})) or vector(0)",
+    'count(count by (__name__) ({__name__=~".+"})) or vector(0)',
 ]
 
 
@@ -59,7 +60,7 @@ class DelayServer:
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+            def log_message(self, format: str, *args: Any) -> None:
                 """Quiet."""
 
             def do_POST(self) -> None:

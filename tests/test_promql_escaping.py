@@ -23,7 +23,7 @@ from gatekeeper.sources.prometheus import (
 from realservers.prometheus import PrometheusLauncher, PrometheusServer
 
 # Any text that can travel as UTF-8 (lone surrogates cannot, and are refused).
-values = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
+values = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
 
 
 def _strings_emptied(query: str) -> str:
@@ -105,9 +105,7 @@ def empty_prometheus(prometheus_launcher: PrometheusLauncher) -> Iterator[Promet
 @pytest.mark.servers
 def test_real_prometheus_reads_the_same_string(empty_prometheus: PrometheusServer) -> None:
     """The real PromQL parser reads an escaped arg back as exactly the arg."""
-    source = create(
-        "prom", {"url": empty_prometheus.url}, PluginContext(base_dir=Path(), env={})
-    )
+    source = create("prom", {"url": empty_prometheus.url}, PluginContext(base_dir=Path(), env={}))
     found: list[tuple[str, str]] = []
 
     @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -120,7 +118,7 @@ def test_real_prometheus_reads_the_same_string(empty_prometheus: PrometheusServe
         async def go() -> str:
             try:
                 # A string expression's result is ["time", "the string"].
-                outcome = await source._http.request(  # noqa: SLF001 - the raw answer is the point
+                outcome = await source._http.request(
                     "POST",
                     empty_prometheus.url + "/api/v1/query",
                     data={"query": render_promql(query.text, query.placeholders())},

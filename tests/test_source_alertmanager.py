@@ -54,8 +54,20 @@ def test_counts_active_critical_alerts_and_names_them(alertmanager: Alertmanager
     alertmanager.raise_alerts(
         [
             {"alertname": "HighErrorRate", "severity": "critical", "service": "api", "test": test},
-            {"alertname": "PodCrashLooping", "severity": "critical", "service": "api", "test": test, "pod": "a"},
-            {"alertname": "PodCrashLooping", "severity": "critical", "service": "api", "test": test, "pod": "b"},
+            {
+                "alertname": "PodCrashLooping",
+                "severity": "critical",
+                "service": "api",
+                "test": test,
+                "pod": "a",
+            },
+            {
+                "alertname": "PodCrashLooping",
+                "severity": "critical",
+                "service": "api",
+                "test": test,
+                "pod": "b",
+            },
             {"alertname": "DiskFull", "severity": "critical", "service": "api", "test": test},
             {"alertname": "LatencyHigh", "severity": "warning", "service": "api", "test": test},
             {"alertname": "WebDown", "severity": "critical", "service": "web", "test": test},

@@ -8,6 +8,7 @@ sleep so tests observe them instead of sleeping.
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.utils
 import time
 from collections.abc import Awaitable, Callable
@@ -28,10 +29,11 @@ from gatekeeper.sources import alertmanager, httpjson, prometheus
 from realservers import free_port
 from realservers.prometheus import Reply, ScriptedServer
 
-OK = {"status": "success", "data": {"resultType": "vector", "result": [
-    {"metric": {}, "value": [1700000000, "0.25"]}
-]}}
-SECRET = "s3cr3t-t0ken-value"  # noqa: S105 - a fake secret the tests hunt for in every output
+OK = {
+    "status": "success",
+    "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1700000000, "0.25"]}]},
+}
+SECRET = "s3cr3t-t0ken-value"
 
 
 class Sleeps:
@@ -62,9 +64,7 @@ def make(
 
 
 def run(source: Any, query: Query | None = None) -> Measurement:
-    query = query or Query(
-        metric="m", text="up", at=datetime.now(UTC), window=timedelta(minutes=1)
-    )
+    query = query or Query(metric="m", text="up", at=datetime.now(UTC), window=timedelta(minutes=1))
 
     async def go() -> Measurement:
         try:
@@ -102,7 +102,10 @@ def test_checkpoint_deadline_bounds_the_retries(scripted_server: ScriptedServer)
     scripted_server.script(Reply(body=OK, delay=3.0))
     at = datetime.now(UTC)
     query = Query(
-        metric="m", text="up", at=at, window=timedelta(minutes=1),
+        metric="m",
+        text="up",
+        at=at,
+        window=timedelta(minutes=1),
         deadline=at + timedelta(seconds=0.4),
     )
     started = time.monotonic()
@@ -136,7 +139,9 @@ def test_503_every_time_gives_up(scripted_server: ScriptedServer) -> None:
 
 def test_retry_after_seconds_is_honoured(scripted_server: ScriptedServer) -> None:
     """429 with Retry-After: 7 waits exactly 7 seconds (observed through the sleep)."""
-    scripted_server.script(Reply(status=429, body="slow down", headers={"Retry-After": "7"}), Reply(body=OK))
+    scripted_server.script(
+        Reply(status=429, body="slow down", headers={"Retry-After": "7"}), Reply(body=OK)
+    )
     sleeps = Sleeps()
     measured = run(make(scripted_server.url, sleeps))
     assert measured.value == 0.25
@@ -200,7 +205,9 @@ def test_warnings_make_the_value_unusable(scripted_server: ScriptedServer) -> No
 def test_unexpected_result_shape(scripted_server: ScriptedServer) -> None:
     """A success whose result has a missing value is garbage, not a number."""
     scripted_server.script(
-        Reply(body={"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}}]}})
+        Reply(
+            body={"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}}]}}
+        )
     )
     measured = run(make(scripted_server.url))
     assert measured.value is None
@@ -213,7 +220,9 @@ def test_retries_are_span_events(scripted_server: ScriptedServer) -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    scripted_server.script(Reply(status=502), Reply(status=429, headers={"Retry-After": "3"}), Reply(body=OK))
+    scripted_server.script(
+        Reply(status=502), Reply(status=429, headers={"Retry-After": "3"}), Reply(body=OK)
+    )
     measured = run(make(scripted_server.url, provider=provider))
     assert measured.retries == 2
     (span,) = exporter.get_finished_spans()
@@ -239,7 +248,9 @@ def test_bearer_token_is_sent_but_never_shown(scripted_server: ScriptedServer) -
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     env = {"PROM_TOKEN": SECRET}
-    scripted_server.script(Reply(status=500, body=SECRET), Reply(status=401, body=f"bad token {SECRET}"))
+    scripted_server.script(
+        Reply(status=500, body=SECRET), Reply(status=401, body=f"bad token {SECRET}")
+    )
     source = make(scripted_server.url, env=env, provider=provider, bearer_token_env="PROM_TOKEN")
     measured = run(source)
     assert scripted_server.seen[0].headers["Authorization"] == f"Bearer {SECRET}"
@@ -262,7 +273,7 @@ def test_basic_auth_and_secret_headers(scripted_server: ScriptedServer) -> None:
     )
     measured = run(source)
     seen = scripted_server.seen[0].headers
-    assert seen["Authorization"] == httpx.BasicAuth("alice", SECRET)._auth_header  # type: ignore[attr-defined]
+    assert seen["Authorization"] == "Basic " + base64.b64encode(f"alice:{SECRET}".encode()).decode()
     assert (seen["X-Scope-OrgID"], seen["X-Api-Key"]) == ("tenant-1", SECRET + "-key")
     assert measured.value == 0.25
     assert SECRET not in _all_text(measured, source, source.settings)
@@ -272,7 +283,10 @@ def test_missing_secret_variable_is_a_reason_not_a_crash(scripted_server: Script
     """A named variable that is not set: no request, a reason naming the variable."""
     measured = run(make(scripted_server.url, bearer_token_env="PROM_TOKEN"))
     assert measured.value is None
-    assert measured.problem == "environment variable PROM_TOKEN (named in the plan) is not set (0 attempts)"
+    assert (
+        measured.problem
+        == "environment variable PROM_TOKEN (named in the plan) is not set (0 attempts)"
+    )
     assert scripted_server.seen == []
 
 
@@ -284,7 +298,10 @@ def test_missing_secret_variable_is_a_reason_not_a_crash(scripted_server: Script
         ({"url": "http://127.0.0.1", "bearer_token_env": ""}, "bearer_token_env"),
         ({"url": "http://127.0.0.1", "timeout": "soon"}, "timeout"),
         ({"url": "http://127.0.0.1", "attempts": 0}, "attempts"),
-        ({"url": "http://127.0.0.1", "basic_auth": {"username_env": "U"}}, "basic_auth.password_env"),
+        (
+            {"url": "http://127.0.0.1", "basic_auth": {"username_env": "U"}},
+            "basic_auth.password_env",
+        ),
         ({"url": "http://127.0.0.1", "tls_verfy": False}, "tls_verfy"),
     ],
 )
@@ -319,7 +336,9 @@ def test_injected_client_is_not_closed(scripted_server: ScriptedServer) -> None:
     async def go() -> tuple[float | None, bool]:
         async with httpx.AsyncClient() as client:
             source = prometheus.create(
-                "prom", {"url": scripted_server.url}, PluginContext(base_dir=Path(), env={}),
+                "prom",
+                {"url": scripted_server.url},
+                PluginContext(base_dir=Path(), env={}),
                 client=client,
             )
             measured = await source.query(

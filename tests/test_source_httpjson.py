@@ -73,7 +73,10 @@ def test_paths_find_numbers(path: str, expected: float) -> None:
     ("path", "reason"),
     [
         ("data.missing", "missing path data.missing: $.data has no key 'missing'"),
-        ("data.items[5].value", "missing path data.items[5].value: $.data.items has no index 5 (length 3)"),
+        (
+            "data.items[5].value",
+            "missing path data.items[5].value: $.data.items has no index 5 (length 3)",
+        ),
         ("data.revenue.x", "missing path data.revenue.x: $.data.revenue is not an object"),
         ("data.flag", "data.flag is true, not a number"),
         ("data.none", "data.none is null, not a number"),
@@ -99,8 +102,11 @@ def test_get_with_headers_and_templated_url(scripted_server: ScriptedServer) -> 
     scripted_server.script(Reply(body=DOC))
     source = httpjson.create(
         "kpi",
-        {"url": scripted_server.url, "headers": {"Accept": "application/json"},
-         "headers_env": {"X-Key": "KPI_KEY"}},
+        {
+            "url": scripted_server.url,
+            "headers": {"Accept": "application/json"},
+            "headers_env": {"X-Key": "KPI_KEY"},
+        },
         CONTEXT,
     )
     measured = ask(source, "/kpi/{{region}}?variant={{variant}}", path="$.data.revenue")
@@ -123,7 +129,12 @@ def test_post_with_a_templated_body(scripted_server: ScriptedServer) -> None:
     )
     seen = scripted_server.seen[0]
     assert seen.method == "POST"
-    assert json.loads(seen.body) == {"variant": "canary", "region": "eu west/1", "window": "15m", "n": 3}
+    assert json.loads(seen.body) == {
+        "variant": "canary",
+        "region": "eu west/1",
+        "window": "15m",
+        "n": 3,
+    }
     assert measured.value == 42.0
 
 
@@ -152,13 +163,22 @@ def test_metric_url_override_and_unknown_option() -> None:
 
     async def go() -> tuple[Measurement, Measurement]:
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-            source = httpjson.create("kpi", {"url": "http://127.0.0.1:9/base"}, CONTEXT, client=client)
+            source = httpjson.create(
+                "kpi", {"url": "http://127.0.0.1:9/base"}, CONTEXT, client=client
+            )
             query = Query(
-                metric="m", text="", at=datetime.now(UTC), window=timedelta(0), variant="b c",
+                metric="m",
+                text="",
+                at=datetime.now(UTC),
+                window=timedelta(0),
+                variant="b c",
                 options={"url": "http://127.0.0.1:9/other/{{variant}}", "path": "v"},
             )
             bad = Query(
-                metric="m", text="", at=datetime.now(UTC), window=timedelta(0),
+                metric="m",
+                text="",
+                at=datetime.now(UTC),
+                window=timedelta(0),
                 options={"path": "v", "jsonpath": "v"},
             )
             return await source.query(query), await source.query(bad)
@@ -174,7 +194,7 @@ def test_metric_url_override_and_unknown_option() -> None:
 def test_get_with_body_is_refused() -> None:
     """A body with GET is a configuration error: it would be silently dropped."""
     with pytest.raises(ConfigError) as caught:
-        httpjson.create("kpi", {"url": "http://127.0.0.1:1", "body": {"a": 1}}, CONTEXT).validate_metric(
-            "", {"path": "a"}
-        )
+        httpjson.create(
+            "kpi", {"url": "http://127.0.0.1:1", "body": {"a": 1}}, CONTEXT
+        ).validate_metric("", {"path": "a"})
     assert caught.value.key == "body"

@@ -39,7 +39,7 @@ class App:
         lock = threading.Lock()
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+            def log_message(self, format: str, *args: Any) -> None:
                 """Quiet."""
 
             def do_GET(self) -> None:
@@ -93,11 +93,16 @@ def test_source_sees_what_prometheus_scraped(
             for app in apps.values():
                 for _ in range(BURST):  # bounded burst
                     client.get(f"http://{app.address}/")
-        source = prometheus.create("prom", {"url": server.url}, PluginContext(base_dir=Path(), env={}))
+        source = prometheus.create(
+            "prom", {"url": server.url}, PluginContext(base_dir=Path(), env={})
+        )
 
         def measure(text: str, variant: str) -> Measurement:
             query = Query(
-                metric="m", text=text, at=datetime.now(UTC), window=timedelta(minutes=1),
+                metric="m",
+                text=text,
+                at=datetime.now(UTC),
+                window=timedelta(minutes=1),
                 variant=variant,
             )
 

@@ -48,11 +48,13 @@ class AlertmanagerServer:
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(  # noqa: S310 - a 127.0.0.1 URL built here
-            f"{self.url}{path}", data=data, method=method,
+        request = urllib.request.Request(
+            f"{self.url}{path}",
+            data=data,
+            method=method,
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=5) as response:
             raw = response.read()
         return json.loads(raw) if raw else None
 
@@ -97,7 +99,9 @@ class AlertmanagerServer:
     def alerts(self, **filters: str) -> list[dict[str, Any]]:
         """Every alert the server knows (any state)."""
         query = "&".join(f"{k}={v}" for k, v in filters.items())
-        found: list[dict[str, Any]] = self._call("GET", "/api/v2/alerts" + (f"?{query}" if query else ""))
+        found: list[dict[str, Any]] = self._call(
+            "GET", "/api/v2/alerts" + (f"?{query}" if query else "")
+        )
         return found
 
     def stop(self) -> None:
@@ -113,7 +117,7 @@ def start_alertmanager(directory: Path) -> AlertmanagerServer:
     storage.mkdir(exist_ok=True)
     log_path = directory / "alertmanager.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603 - fixed argv, our own temp paths
+        process = subprocess.Popen(
             [
                 binary("prometheus-alertmanager"),
                 f"--config.file={config}",
@@ -124,13 +128,15 @@ def start_alertmanager(directory: Path) -> AlertmanagerServer:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    server = AlertmanagerServer(url=f"http://127.0.0.1:{port}", directory=directory, process=process)
+    server = AlertmanagerServer(
+        url=f"http://127.0.0.1:{port}", directory=directory, process=process
+    )
 
     def ready() -> bool:
         if process.poll() is not None:
             raise RuntimeError("alertmanager exited: " + log_path.read_text()[-2000:])
         try:
-            with urllib.request.urlopen(f"{server.url}/-/ready", timeout=1) as response:  # noqa: S310
+            with urllib.request.urlopen(f"{server.url}/-/ready", timeout=1) as response:
                 return bool(response.status == 200)
         except urllib.error.HTTPError as exc:  # 503 while starting: close its socket
             exc.close()

@@ -55,7 +55,7 @@ class PrometheusServer:
         params = {"query": promql}
         if at is not None:
             params["time"] = str(at)
-        with urllib.request.urlopen(  # noqa: S310 - a 127.0.0.1 URL built here
+        with urllib.request.urlopen(
             f"{self.url}/api/v1/query?{urllib.parse.urlencode(params)}", timeout=5
         ) as response:
             return json.load(response)["data"]
@@ -88,12 +88,14 @@ class PrometheusLauncher:
         self._root = root
         self._servers: list[PrometheusServer] = []
 
-    def _start(self, config: str, data_dir: Path, *, ready_timeout: float = 20.0) -> PrometheusServer:
+    def _start(
+        self, config: str, data_dir: Path, *, ready_timeout: float = 20.0
+    ) -> PrometheusServer:
         port = free_port()
         config_file = data_dir.parent / "prometheus.yml"
         config_file.write_text(config)
         log = (data_dir.parent / "prometheus.log").open("wb")
-        process = subprocess.Popen(  # noqa: S603 - fixed argv, our own temp paths
+        process = subprocess.Popen(
             [
                 binary("prometheus"),
                 f"--config.file={config_file}",
@@ -106,7 +108,9 @@ class PrometheusLauncher:
             stderr=subprocess.STDOUT,
         )
         log.close()
-        server = PrometheusServer(url=f"http://127.0.0.1:{port}", directory=data_dir, process=process)
+        server = PrometheusServer(
+            url=f"http://127.0.0.1:{port}", directory=data_dir, process=process
+        )
         self._servers.append(server)
 
         def ready() -> bool:
@@ -115,7 +119,7 @@ class PrometheusLauncher:
                     "prometheus exited: " + (data_dir.parent / "prometheus.log").read_text()[-2000:]
                 )
             try:
-                with urllib.request.urlopen(f"{server.url}/-/ready", timeout=1) as response:  # noqa: S310
+                with urllib.request.urlopen(f"{server.url}/-/ready", timeout=1) as response:
                     return bool(response.status == 200)
             except urllib.error.HTTPError as exc:  # 503 while starting: close its socket
                 exc.close()
@@ -140,8 +144,15 @@ class PrometheusLauncher:
         text = openmetrics if openmetrics.rstrip().endswith("# EOF") else openmetrics + "# EOF\n"
         source = work / "data.om"
         source.write_text(text)
-        result = subprocess.run(  # noqa: S603 - fixed argv, our own temp paths
-            [binary("promtool"), "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)],
+        result = subprocess.run(
+            [
+                binary("promtool"),
+                "tsdb",
+                "create-blocks-from",
+                "openmetrics",
+                str(source),
+                str(data),
+            ],
             capture_output=True,
             text=True,
             timeout=60,
@@ -214,7 +225,7 @@ class ScriptedServer:
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+            def log_message(self, format: str, *args: Any) -> None:
                 """Quiet: tests read ``seen`` instead."""
 
             def _answer(self) -> None:
@@ -223,8 +234,10 @@ class ScriptedServer:
                 with owner._lock:
                     owner.seen.append(
                         SeenRequest(
-                            method=self.command, path=self.path,
-                            headers=dict(self.headers.items()), body=body,
+                            method=self.command,
+                            path=self.path,
+                            headers=dict(self.headers.items()),
+                            body=body,
                         )
                     )
                     reply = owner.replies.pop(0) if len(owner.replies) > 1 else owner.replies[0]

@@ -12,6 +12,7 @@ appear in ``repr``, reasons, exceptions or spans.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import math
 import random
@@ -258,7 +259,7 @@ class _Wait(tenacity.wait.wait_base):
         policy = self._policy
         exponential = policy.backoff * 2 ** (retry_state.attempt_number - 1)
         spread = random.uniform(0, policy.jitter)  # noqa: S311 - jitter, not cryptography
-        return min(exponential, policy.max_backoff) + spread
+        return float(min(exponential, policy.max_backoff) + spread)
 
 
 def describe_error(exc: BaseException, timeout: float) -> str:
@@ -330,10 +331,9 @@ class ResilientHttp:
         """Close the client if this object made it; an injected one stays open."""
         if self._owns_client and self._client is not None:
             client, self._client = self._client, None
-            try:
+            # RuntimeError: its event loop is already closed, nothing left to free
+            with contextlib.suppress(RuntimeError):
                 await client.aclose()
-            except RuntimeError:  # its event loop is already closed: nothing left to free
-                pass
 
     def missing_secret(self) -> str | None:
         """The name of a configured secret variable that is not set, if any."""
@@ -444,7 +444,7 @@ class ResilientHttp:
             reraise=True,
         )
         try:
-            response = await retrying(attempt)
+            response: httpx.Response = await retrying(attempt)
         except _RetryableStatus as exc:
             return HttpOutcome(response=exc.response, error=None, attempts=attempts)
         except httpx.TransportError as exc:

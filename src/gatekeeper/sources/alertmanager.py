@@ -71,7 +71,7 @@ class Matcher:
 
 def _quoted(text: str, start: int) -> tuple[str, int]:
     """The value of a double-quoted string starting at ``text[start] == '"'``."""
-    out = []
+    out: list[str] = []
     i = start + 1
     while i < len(text):
         char = text[i]

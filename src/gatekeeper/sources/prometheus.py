@@ -340,7 +340,7 @@ class PrometheusSource:
             span.set_attribute("gatekeeper.retries", outcome.retries)
             return self._interpret(query, rendered, pick, outcome, ranged=True)
 
-    def _interpret(
+    def _interpret(  # noqa: PLR0915 - one flat walk over every shape an answer can take
         self,
         query: Query,
         rendered: str,
@@ -385,7 +385,7 @@ class PrometheusSource:
         if not isinstance(data, dict):
             return problem("garbage JSON: no data object", warnings)
         result_type = data.get("resultType")
-        result = data.get("result")
+        result: Any = data.get("result")
         values = query.placeholders()
         try:
             if result_type == "scalar":

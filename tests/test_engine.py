@@ -469,3 +469,103 @@ def test_stable_uses_checkpoint_history_without_range_queries() -> None:
     assert "inconclusive" == outcomes[0]
     assert "fail" == outcomes[-1]
     assert RunOutcome.ROLLED_BACK == result.outcome
+
+
+def compare_plan(criterion: str, checkpoints: list[str] | None = None) -> Plan:
+    return make_plan(
+        metrics={"error_rate": {"source": "s", "numerator": "errors", "denominator": "requests"}},
+        phases=[
+            {
+                "name": "ramp",
+                "traffic": 10,
+                "checkpoints": checkpoints or ["5m", "10m", "15m", "20m"],
+                "gate": [criterion],
+            }
+        ],
+    )
+
+
+class Traffic:
+    """Cumulative request and error counts per arm at a rate per minute."""
+
+    def __init__(self, canary_rate: float, baseline_rate: float, per_minute: float) -> None:
+        self.rates = {"canary": canary_rate, "baseline": baseline_rate}
+        self.per_minute = per_minute
+        self.queries = 0
+
+    async def query(self, query: Query) -> Measurement:
+        self.queries += 1
+        minutes = query.window.total_seconds() / 60
+        share = 0.1 if query.variant == "canary" else 0.9
+        requests = self.per_minute * share * minutes
+        value = requests if query.text == "requests" else requests * self.rates[query.variant]
+        return Measurement(metric=query.metric, variant=query.variant, at=query.at, value=value)
+
+
+def test_compare_fails_a_canary_five_times_worse_than_baseline() -> None:
+    """The sequential judge finds a ×5 error rate and explains it in one line."""
+    plan = compare_plan("error_rate canary <= baseline * 1.2")
+    result = rollout(plan, Traffic(0.01, 0.002, per_minute=6000)).run_sync()
+    assert RunOutcome.ROLLED_BACK == result.outcome
+    verdict = result.phases[0].checkpoints[-1].result.verdicts[0]
+    assert gatekeeper.Outcome.FAIL == verdict.outcome
+    assert verdict.evidence["e_value"] >= 100  # 1 / alpha
+    assert verdict.evidence["test"] == "counts"
+
+
+def test_compare_passes_a_healthy_canary_with_evidence_only() -> None:
+    """Identical arms: never FAIL; PASS only once the evidence says so."""
+    plan = compare_plan("error_rate canary <= baseline * 1.5", ["10m", "1h", "2h"])
+    result = rollout(plan, Traffic(0.002, 0.002, per_minute=20000)).run_sync()
+    outcomes = [c.result.outcome for c in result.phases[0].checkpoints]
+    assert gatekeeper.Outcome.FAIL not in outcomes
+    assert gatekeeper.Outcome.PASS == outcomes[-1]
+
+
+def test_compare_with_too_little_data_is_collecting_evidence() -> None:
+    """A handful of requests is not evidence either way: INCONCLUSIVE, never PASS."""
+    plan = compare_plan("error_rate canary <= baseline * 1.2", ["1m"])
+    result = rollout(plan, Traffic(0.002, 0.002, per_minute=50)).run_sync()
+    verdict = result.phases[0].checkpoints[0].result.verdicts[0]
+    assert gatekeeper.Outcome.INCONCLUSIVE == verdict.outcome
+    assert "collecting evidence" in verdict.reason
+
+
+def test_statistical_bound_fails_on_evidence_of_a_high_rate() -> None:
+    """``error_rate canary < 0.5%`` fails when the counts show the rate is above it."""
+    plan = compare_plan("error_rate canary < 0.5%")
+    result = rollout(plan, Traffic(0.02, 0.002, per_minute=6000)).run_sync()
+    verdict = result.phases[0].checkpoints[-1].result.verdicts[0]
+    assert gatekeeper.Outcome.FAIL == verdict.outcome
+    assert "bound" == verdict.evidence["test"]
+
+
+def test_judge_state_is_journaled_at_every_look() -> None:
+    """The sequential state goes to the journal, so a resumed run can carry it on."""
+    store = MemoryStore()
+    plan = compare_plan("error_rate canary <= baseline * 1.2", ["5m", "10m"])
+    result = rollout(plan, Traffic(0.002, 0.002, per_minute=6000), store=store).run_sync()
+    states = [e for e in store.events(result.run_id) if e.kind == "judge_state"]
+    assert len(states) == sum(len(p.checkpoints) for p in result.phases)
+    assert "counts" == states[-1].data["state"]["test"]
+
+
+def test_collecting_evidence_continues_instead_of_holding() -> None:
+    """A sequential test still collecting evidence moves on to the next checkpoint
+    (not a hold towards the inconclusive limit); the last checkpoint decides."""
+    plan = compare_plan("error_rate canary <= baseline * 1.5")
+    result = rollout(plan, Traffic(0.002, 0.002, per_minute=20000)).run_sync()
+    actions = [c.decision.action for c in result.phases[0].checkpoints]
+    assert [Action.CONTINUE, Action.CONTINUE, Action.CONTINUE, Action.ADVANCE] == actions
+    first = result.phases[0].checkpoints[0]
+    assert gatekeeper.Outcome.INCONCLUSIVE == first.result.outcome
+    assert first.decision.reason.startswith("collecting evidence")
+
+
+def test_no_data_is_not_collecting_evidence() -> None:
+    """Missing counts hold and count towards the limit, even for compare criteria."""
+    plan = compare_plan("error_rate canary <= baseline * 1.2")
+    result = rollout(plan, ScriptedSource({"error_rate": None})).run_sync()
+    assert [Action.HOLD, Action.HOLD, Action.ROLLBACK] == [
+        c.decision.action for c in result.phases[0].checkpoints
+    ]

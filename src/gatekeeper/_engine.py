@@ -33,7 +33,6 @@ from ._model import (
     Action,
     Checkpoint,
     CheckpointResult,
-    Criterion,
     Decision,
     GateResult,
     Kind,
@@ -134,6 +133,8 @@ def measurement_data(m: Measurement) -> dict[str, Any]:
         value = getattr(m, field)
         if value is not None:
             data[field] = _json_number(value) if isinstance(value, float) else value
+    if m.moments is not None:
+        data["moments"] = list(m.moments)
     if m.labels:
         data["labels"] = list(m.labels)
     if m.warnings:
@@ -176,6 +177,8 @@ class PhaseState:
     history: dict[str, list[tuple[datetime, float]]] = attrs.field(factory=dict)
     results: list[CheckpointResult] = attrs.field(factory=list)
     decision: Decision | None = None
+    # Sequential tests carry their evidence across the phase's checkpoints.
+    judges: dict[int, Any] = attrs.field(factory=dict)
 
 
 @attrs.frozen(kw_only=True)
@@ -450,6 +453,7 @@ class Rollout:
                     last=last,
                     now=now,
                     why=summarize(result),
+                    collecting=_collecting(result),
                 )
                 if span is not None:
                     span.set_attribute("gatekeeper.outcome", result.outcome.value)
@@ -621,8 +625,10 @@ class Rollout:
                 checkpoint=checkpoint.name,
                 data=measurement_data(m),
             )
+        last = checkpoint == phase.checkpoints[-1]
         verdicts = tuple(
-            self._judge(c, by_key, state, at, since_start) for c in phase.gate.criteria
+            self._judge(i, by_key, state, at, since_start, last=last)
+            for i in range(len(phase.gate.criteria))
         )
         for v in verdicts:
             self.journal(
@@ -658,12 +664,15 @@ class Rollout:
 
     def _judge(
         self,
-        criterion: Criterion,
+        index: int,
         measured: Mapping[tuple[str, str, bool], Measurement],
         state: PhaseState,
         at: datetime,
         since_start: timedelta,
+        *,
+        last: bool,
     ) -> Verdict:
+        criterion = state.phase.gate.criteria[index]
         metric = self.plan.metrics[criterion.metric]
         canary = measured[(metric.name, "canary", False)]
         if criterion.kind in (Kind.THRESHOLD, Kind.COUNT):
@@ -684,22 +693,124 @@ class Rollout:
             if canary.value is not None and canary.problem is None:
                 history.append(canary.value)
             return judge_stable(criterion, metric, history, canary)
-        return self._judge_compare(
-            criterion, metric, canary, measured.get((metric.name, "baseline", False))
-        )
+        baseline = measured.get((metric.name, "baseline", False))
+        measurements = (canary,) if baseline is None else (canary, baseline)
+        try:
+            return self._judge_compare(index, state, canary, baseline, at, last=last)
+        except ValueError as exc:  # counts that cannot be (negative, more events than trials)
+            return Verdict(
+                criterion=criterion,
+                outcome=Outcome.INCONCLUSIVE,
+                reason=f"unusable counts: {exc}",
+                measurements=measurements,
+            )
 
     def _judge_compare(
         self,
-        criterion: Criterion,
-        metric: Metric,
+        index: int,
+        state: PhaseState,
         canary: Measurement,
         baseline: Measurement | None,
+        at: datetime,
+        *,
+        last: bool,
     ) -> Verdict:
+        """The anytime-valid judge (``_judge``): its state is carried across the
+        phase's checkpoints and journaled after every look."""
+        from . import _judge as judge  # noqa: PLC0415 - only plans with compare need it
+
+        criterion = state.phase.gate.criteria[index]
+        metric = self.plan.metrics[criterion.metric]
+        measurements = (canary,) if baseline is None else (canary, baseline)
+
+        def inconclusive(reason: str) -> Verdict:
+            return Verdict(
+                criterion=criterion,
+                outcome=Outcome.INCONCLUSIVE,
+                reason=reason,
+                measurements=measurements,
+            )
+
+        common: dict[str, Any] = {
+            "alpha": judge.criterion_alpha(state.phase.gate, index),
+            "final": last,
+            "fail_only": criterion.fail_only,
+            "elapsed_s": (at - state.started_at).total_seconds(),
+            "name": metric.name,
+        }
+        prior = state.judges.get(index)
+        new: Any
+        if criterion.reference is None:
+            assert criterion.bound is not None and criterion.op is not None
+            if canary.numerator is None or canary.denominator is None:
+                return inconclusive(
+                    canary.problem
+                    or "a statistical bound needs counts: give the metric a numerator and "
+                    "a denominator"
+                )
+            new, result = judge.judge_bound(
+                prior,
+                canary.numerator,
+                canary.denominator,
+                bound=_as_ratio(criterion.bound, metric),
+                op=criterion.op,
+                **common,
+            )
+        else:
+            assert criterion.op is not None
+            if baseline is None:
+                return inconclusive("no baseline measurement")
+            if canary.moments is not None and baseline.moments is not None:
+                new, result = judge.judge_means(
+                    prior,
+                    judge.Moments(
+                        n=canary.moments[0], total=canary.moments[1], total_sq=canary.moments[2]
+                    ),
+                    judge.Moments(
+                        n=baseline.moments[0],
+                        total=baseline.moments[1],
+                        total_sq=baseline.moments[2],
+                    ),
+                    factor=criterion.factor,
+                    offset=criterion.offset,
+                    op=criterion.op,
+                    **common,
+                )
+            else:
+                counts = [_counts(canary), _counts(baseline)]
+                if counts[0] is None or counts[1] is None:
+                    problem = canary.problem or (
+                        baseline.problem and f"baseline: {baseline.problem}"
+                    )
+                    return inconclusive(
+                        problem or "compare needs counts (numerator/denominator or a count metric)"
+                    )
+                (c_events, c_trials), (b_events, b_trials) = counts[0], counts[1]
+                new, result = judge.judge_counts(
+                    prior,
+                    c_events,
+                    c_trials,
+                    b_events,
+                    b_trials,
+                    factor=criterion.factor,
+                    op=criterion.op,
+                    split=state.phase.traffic,
+                    **common,
+                )
+        state.judges[index] = new
+        self.journal(
+            "judge_state",
+            phase=state.phase.name,
+            data={"criterion": criterion.text, "state": new.to_dict()},
+        )
         return Verdict(
             criterion=criterion,
-            outcome=Outcome.INCONCLUSIVE,
-            reason="the statistical judge is not available in this build",
-            measurements=(canary,) if baseline is None else (canary, baseline),
+            outcome=result.outcome,
+            reason=result.explanation,
+            observed=result.estimate,
+            bound=criterion.bound,
+            measurements=measurements,
+            evidence={**result.as_evidence(), "collecting": result.collecting},
         )
 
     async def measure(
@@ -792,6 +903,27 @@ class Rollout:
 
             self._tracer = get_tracer(self._tracer_provider)
         return self._tracer.start_as_current_span(name, attributes=dict(attributes))
+
+
+def _collecting(result: GateResult) -> bool:
+    """True when the gate is inconclusive only because sequential tests are still
+    collecting evidence (no missing data, no errors)."""
+    pending = [v for v in result.verdicts if v.outcome is Outcome.INCONCLUSIVE]
+    return bool(pending) and all(v.evidence.get("collecting") is True for v in pending)
+
+
+def _as_ratio(bound: float, metric: Metric) -> float:
+    """A bound in the metric's unit as a rate in (0, 1) (``percent`` metrics are x100)."""
+    return bound / 100.0 if metric.unit == "percent" else bound
+
+
+def _counts(m: Measurement) -> tuple[float, float | None] | None:
+    """(events, trials) of a measurement: a ratio's two counts, or a bare count."""
+    if m.numerator is not None and m.denominator is not None:
+        return m.numerator, m.denominator
+    if m.problem is None and m.value is not None:
+        return m.value, None
+    return None
 
 
 def _failed(query: Query, reason: str) -> Measurement:

@@ -171,16 +171,9 @@ class _Parser:
         token = self.peek()
         if token is not None and token.kind == "name" and token.text in ("baseline", "prerun"):
             return self.relative(metric.text, op, canary)
-        if canary:
-            column = token.column if token else len(self.text) + 1
-            raise GrammarError(
-                "'canary' compares against 'baseline': write 'METRIC canary <= baseline * 1.2'",
-                self.text,
-                column,
-            )
         bound = self.quantity()
         self.end()
-        return Parsed(text=self.text, metric=metric.text, op=op, bound=bound)
+        return Parsed(text=self.text, metric=metric.text, op=op, bound=bound, canary=canary)
 
     def relative(self, metric: str, op: str, canary: bool) -> Parsed:
         ref_token = self.take()

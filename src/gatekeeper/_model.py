@@ -353,7 +353,8 @@ class Measurement:
     (an empty result, a source error after retries, ...). ``numerator`` and
     ``denominator`` carry the two counts of a ratio where the source knows them;
     ``labels`` names what was counted (alert names); ``series`` holds the samples of
-    a range query.
+    a range query; ``moments`` the sample count, sum and sum of squares behind a mean
+    (cumulative since the phase started), for the statistical judge of means.
     """
 
     metric: str
@@ -367,6 +368,7 @@ class Measurement:
     denominator: float | None = None
     labels: tuple[str, ...] = ()
     series: tuple[tuple[datetime, float], ...] = ()
+    moments: tuple[float, float, float] | None = None
     warnings: tuple[str, ...] = ()
     retries: int = 0
 

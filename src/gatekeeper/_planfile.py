@@ -506,8 +506,26 @@ class _Loader:
                 fail_only=fail_only,
                 alpha=alpha,
             )
-        assert parsed.bound is not None
+        assert parsed.bound is not None  # the grammar guarantees one of the forms
         bound = self.convert(parsed.bound, metric, key)
+        if parsed.canary:
+            base = parsed.bound.base if parsed.bound.unit else bound
+            if not 0.0 < base < 1.0 or metric.unit not in ("", "ratio", "percent"):
+                raise self.error(
+                    key,
+                    "a statistical bound ('METRIC canary < BOUND') is a rate strictly "
+                    "between 0% and 100% on a ratio metric",
+                )
+            return Criterion(
+                text=parsed.text,
+                kind=Kind.COMPARE,
+                metric=metric.name,
+                op=parsed.op,
+                bound=bound,
+                unit=parsed.bound.unit,
+                fail_only=fail_only,
+                alpha=alpha,
+            )
         if metric.count and (bound != int(bound) or parsed.bound.unit):
             raise self.error(key, f"{metric.name!r} is a count: compare it with a whole number")
         return Criterion(

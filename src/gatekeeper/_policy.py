@@ -38,13 +38,19 @@ def decide(
     last: bool,
     now: datetime,
     why: str = "",
+    collecting: bool = False,
 ) -> tuple[Decision, PolicyState]:
     """Decide after one evaluation of a gate.
 
     ``last`` says whether this was the phase's last checkpoint; ``why`` is the
     one-line summary of the verdicts that the decision's reason starts with.
+    ``collecting`` says an INCONCLUSIVE gate only waits for evidence to accumulate
+    (sequential tests): before the last checkpoint that continues to the next one
+    without counting against ``inconclusive_limit``; at the last it holds as usual.
     """
     detail = f": {why}" if why else ""
+    if outcome is Outcome.INCONCLUSIVE and collecting and not last:
+        return Decision(action=Action.CONTINUE, reason=f"collecting evidence{detail}"), state
     if outcome is Outcome.INCONCLUSIVE and policy.on_inconclusive is OnInconclusive.FAIL:
         outcome = Outcome.FAIL
         detail = f" (inconclusive counts as a failure){detail}"

@@ -11,7 +11,8 @@
 ``15m`` / ``4h30m``); ``variant`` is ``canary`` (the default) or ``baseline``. The
 value of a metric at time *t* is the latest row at or before *t*. A row for
 ``approval:PHASE`` gives (1) or refuses (0) that phase's go/no-go; an empty value
-withholds it.
+withholds it. ``METRIC.numerator`` / ``METRIC.denominator`` give a ratio's counts and
+``METRIC.n`` / ``.sum`` / ``.sumsq`` a mean's moments, for the statistical judge.
 """
 
 from __future__ import annotations

@@ -90,7 +90,9 @@ def _check_recording(plan: Plan, recording: Recording) -> None:
                     file=recording.name,
                 )
             continue
-        base = name.removesuffix(".numerator").removesuffix(".denominator")
+        base = name
+        for suffix in (".numerator", ".denominator", ".n", ".sum", ".sumsq"):
+            base = base.removesuffix(suffix)
         if base not in known:
             raise PlanError(
                 f"unknown metric {base!r} (the plan knows: {', '.join(sorted(known))})",

@@ -42,12 +42,20 @@ class ReplaySource:
         value, reason = self.recording.value(query.metric, offset, query.variant)
         numerator, _ = self.recording.value(query.metric + ".numerator", offset, query.variant)
         denominator, _ = self.recording.value(query.metric + ".denominator", offset, query.variant)
+        moments: tuple[float, float, float] | None = None
+        parts = [
+            self.recording.value(f"{query.metric}.{part}", offset, query.variant)[0]
+            for part in ("n", "sum", "sumsq")
+        ]
+        if all(part is not None for part in parts):
+            moments = (float(parts[0] or 0), float(parts[1] or 0), float(parts[2] or 0))
         return Measurement(
             metric=query.metric,
             variant=query.variant,
             at=query.at,
             value=value,
             reason=reason,
+            moments=moments,
             query=f"{query.metric}@{_offset(offset)}",
             source=self.name,
             numerator=numerator,

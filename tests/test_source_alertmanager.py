@@ -164,3 +164,23 @@ def test_bad_options_are_config_errors() -> None:
     with pytest.raises(ConfigError) as bad:
         am.create("am", {"url": "http://127.0.0.1:1", "matchers": ["=oops"]}, CONTEXT)
     assert bad.value.key == "matchers[0]"
+
+
+@pytest.mark.servers
+def test_metric_without_query_uses_option_matchers(alertmanager: AlertmanagerServer) -> None:
+    """A metric with no query (the engine passes its name as the text) counts by its
+    matchers option alone."""
+    test = "noquery"
+    alertmanager.raise_alerts([{"alertname": "Q", "severity": "critical", "test": test}])
+    wait_until(lambda: _processed(alertmanager, test, 1), timeout=10, what="alerts processed")
+    source = am.create("am", {"url": alertmanager.url, "matchers": {"test": test}}, CONTEXT)
+    query = Query(metric="incidents", text="incidents", at=datetime.now(UTC), window=timedelta(0))
+
+    async def go() -> Measurement:
+        try:
+            return await source.query(query)
+        finally:
+            await source.aclose()
+
+    measured = asyncio.run(go())
+    assert (measured.value, measured.labels) == (1.0, ("Q",))

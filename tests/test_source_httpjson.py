@@ -198,3 +198,25 @@ def test_get_with_body_is_refused() -> None:
             "kpi", {"url": "http://127.0.0.1:1", "body": {"a": 1}}, CONTEXT
         ).validate_metric("", {"path": "a"})
     assert caught.value.key == "body"
+
+
+def test_metric_without_query_uses_the_source_url() -> None:
+    """The engine passes a metric's name as the text when it has no query: that is not a URL."""
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, json={"v": 1})
+
+    async def go() -> Measurement:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            source = httpjson.create(
+                "kpi", {"url": "http://127.0.0.1:9/kpi", "path": "v"}, CONTEXT, client=client
+            )
+            query = Query(
+                metric="revenue", text="revenue", at=datetime.now(UTC), window=timedelta(0)
+            )
+            return await source.query(query)
+
+    assert asyncio.run(go()).value == 1.0
+    assert seen == ["http://127.0.0.1:9/kpi"]

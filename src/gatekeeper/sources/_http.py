@@ -204,7 +204,9 @@ def query_budget(query: Query, policy: RetryPolicy) -> float:
     if query.deadline is not None:
         left = (query.deadline - query.at).total_seconds()
         if left > 0:
-            budget = min(budget, left)
+            # End a little before the checkpoint's deadline, so the caller gets this
+            # source's own reason rather than its own time-out racing ours.
+            budget = min(budget, left - min(0.25, left * 0.1))
     return budget
 
 

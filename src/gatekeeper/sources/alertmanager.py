@@ -149,6 +149,12 @@ def metric_matchers(text: str, options: Mapping[str, Any]) -> tuple[Matcher, ...
     return from_text + _option_matchers(options.get("matchers"))
 
 
+def _own_text(query: Query) -> str:
+    """The query text, or "" when the engine passed the metric's name for a metric
+    without a ``query`` (its matchers then come from options only)."""
+    return "" if query.text == query.metric else query.text
+
+
 def _describe(alerts: list[Mapping[str, Any]]) -> tuple[str, ...]:
     names = Counter(str((a.get("labels") or {}).get("alertname", "?")) for a in alerts)
     return tuple(
@@ -207,7 +213,7 @@ class AlertmanagerSource:
         try:
             matchers = tuple(
                 m.rendered(query.placeholders())
-                for m in self.matchers + metric_matchers(query.text, query.options)
+                for m in self.matchers + metric_matchers(_own_text(query), query.options)
             )
         except (ConfigError, KeyError) as exc:
             message = exc.args[0] if isinstance(exc, KeyError) else str(exc)

@@ -217,7 +217,8 @@ class HttpJsonSource:
         values = query.placeholders()
         if url_override is not None:
             target = render(url_override, {k: quote(v, safe="") for k, v in values.items()})
-        elif query.text.strip():
+        elif query.text.strip() and query.text != query.metric:
+            # (a metric without ``query`` arrives with its own name as the text)
             relative = render(query.text.strip(), {k: quote(v, safe="") for k, v in values.items()})
             target = urljoin(self.settings.url + "/", relative)
         else:

@@ -135,7 +135,8 @@ def burst(url: str, count: int, *, timeout: float = 30.0) -> collections.Counter
             conn.request("GET", "/")
             response = conn.getresponse()
             body = response.read().decode()
-            counts[body if response.status == 200 else f"status {response.status}"] += 1
+            version = response.getheader("X-Version") or body.strip()
+            counts[version if response.status == 200 else f"status {response.status}"] += 1
     finally:
         conn.close()
     return counts
@@ -153,7 +154,7 @@ class HAProxyServer:
     backend: str
     baseline: str
     canary: str
-    upstreams: Upstreams
+    addresses: tuple[str, str]
     process: subprocess.Popen[bytes] = attrs.field(repr=False)
 
     def command(self, line: str) -> str:
@@ -215,13 +216,19 @@ class HAProxyLauncher:
 
     def start(
         self,
-        upstreams: Upstreams,
+        upstreams: Upstreams | tuple[str, str],
         *,
         backend: str = "app",
         baseline_weight: int = 256,
         canary_weight: int = 0,
         ready_timeout: float = 10.0,
     ) -> HAProxyServer:
+        """Start HAProxy in front of ``upstreams`` (tiny upstreams, or two
+        ``host:port`` addresses: baseline, canary) and wait until it serves."""
+        if isinstance(upstreams, Upstreams):
+            addresses = (upstreams.baseline.address, upstreams.canary.address)
+        else:
+            addresses = upstreams
         directory = Path(tempfile.mkdtemp(prefix="haproxy-", dir=self._root))
         port, admin_port = free_port(), free_port()
         config = directory / "haproxy.cfg"
@@ -231,8 +238,8 @@ class HAProxyLauncher:
                 admin=f"127.0.0.1:{admin_port}",
                 frontend=f"127.0.0.1:{port}",
                 backend=backend,
-                baseline=upstreams.baseline.address,
-                canary=upstreams.canary.address,
+                baseline=addresses[0],
+                canary=addresses[1],
                 baseline_weight=baseline_weight,
                 canary_weight=canary_weight,
             )
@@ -260,7 +267,7 @@ class HAProxyLauncher:
             backend=backend,
             baseline="baseline",
             canary="canary",
-            upstreams=upstreams,
+            addresses=addresses,
             process=process,
         )
         self._servers.append(server)

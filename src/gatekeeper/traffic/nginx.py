@@ -31,7 +31,7 @@ from .._options import Options
 from .._protocols import PluginContext
 from .._template import placeholders, render
 from ..exceptions import ConfigError, TrafficError
-from .haproxy import Weights, weights_for
+from .haproxy import Weights, seconds_option, weights_for
 
 __all__ = ["DEFAULT_TEMPLATE", "NginxBackend", "create", "parse_weights"]
 
@@ -386,10 +386,7 @@ def create(options: Mapping[str, Any], context: PluginContext) -> NginxBackend:
     assert total is not None
     if not 1 <= total <= 1_000_000:
         raise ConfigError(f"must be within 1..1000000, got {total}", key="total_weight")
-    timeout = opts.number("timeout", 10.0)
-    assert timeout is not None
-    if timeout <= 0:
-        raise ConfigError(f"must be positive, got {timeout}", key="timeout")
+    timeout = seconds_option(opts, "timeout", 10.0)
     pid_file = opts.text("pid_file")
     opts.done()
     return NginxBackend(

@@ -114,13 +114,17 @@ def criteria(draw: st.DrawFn, metric: str | None = None, unit: str = "") -> tupl
     """Any form of the grammar, for a metric of ``unit``: the text and what it parses to.
 
     threshold (``x < 0.5%``), relative to baseline or prerun with factor and offset
-    (``x >= baseline * 1.058 + 2ms``), the ``canary <=`` compare form, and
+    (``x >= baseline * 1.058 + 2ms``), the ``canary <= baseline * F`` compare form,
+    the ``canary < RATE`` statistical bound (rate metrics), and
     ``stable within X% [over D]``.
     """
     name = metric if metric is not None else draw(metric_names)
     units = FITTING_UNITS.get(unit, ("",))
     sp = draw(st.sampled_from([" ", "  "]))
-    form = draw(st.sampled_from(["threshold", "relative", "compare", "stable"]))
+    forms = ["threshold", "relative", "compare", "stable"]
+    if unit in ("", "ratio", "percent"):
+        forms.append("canary bound")  # the statistical bound: a rate in (0%, 100%)
+    form = draw(st.sampled_from(forms))
     if form == "stable":
         tolerance = Quantity(value=draw(numbers())[1], unit="%")
         text = f"{name} stable within {quantity_text(tolerance)}"
@@ -141,6 +145,10 @@ def criteria(draw: st.DrawFn, metric: str | None = None, unit: str = "") -> tupl
             canary=True,
         )
     op = draw(st.sampled_from(COMPARISONS))
+    if form == "canary bound":
+        rate = Quantity(value=draw(st.sampled_from([0.1, 0.5, 1.0, 2.5, 50.0, 99.9])), unit="%")
+        text = f"{name} canary{sp}{op}{sp}{quantity_text(rate)}"
+        return text, Parsed(text=text, metric=name, op=op, bound=rate, canary=True)
     if form == "threshold":
         bound = draw(quantities(units))
         text = f"{name}{sp}{op}{sp}{quantity_text(bound)}"

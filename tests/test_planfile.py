@@ -58,10 +58,12 @@ def test_reference_bounds_are_in_metric_units(reference: Plan) -> None:
         (Kind.THRESHOLD, "availability", ">", 0.9995, "%"),
         (Kind.COUNT, "critical_incidents", "==", 0.0, ""),
     ]
-    actual = [
-        (c.kind, c.metric, c.op, c.bound, c.unit) for c in reference.phase("ramp").gate.criteria
-    ]
+    ramp = reference.phase("ramp").gate.criteria
+    # The four criteria; statistical compare criteria may come on top of them.
+    actual = [(c.kind, c.metric, c.op, c.bound, c.unit) for c in ramp if c.kind is not Kind.COMPARE]
     assert expected == actual
+    compare = [(c.metric, c.reference, c.factor) for c in ramp if c.kind is Kind.COMPARE]
+    assert all(reference is Reference.BASELINE and factor >= 1 for _, reference, factor in compare)
 
 
 def test_reference_relative_and_stable_criteria(reference: Plan) -> None:
@@ -242,6 +244,18 @@ BROKEN: dict[str, tuple[str, int, str]] = {
         _edit('"latency < 200ms"', '"latency << 200ms"'),
         33,
         "phases[1].gate[1]: expected a number, got '<' (column 10: 'latency << 200ms')",
+    ),
+    "statistical bound over 100%": (
+        _edit('"error_rate < 0.5%"', '"error_rate canary < 150%"'),
+        32,
+        "phases[1].gate[0]: a statistical bound ('METRIC canary < BOUND') is a rate "
+        "strictly between 0% and 100% on a ratio metric",
+    ),
+    "statistical bound on a time metric": (
+        _edit('"latency < 200ms"', '"latency canary < 0.5"'),
+        33,
+        "phases[1].gate[1]: a statistical bound ('METRIC canary < BOUND') is a rate "
+        "strictly between 0% and 100% on a ratio metric",
     ),
     "one-line gate": (
         _edit('gate = ["error_rate < 1%"]', 'gate = ["error_rate < 1%", "nope > 1"]'),

@@ -38,7 +38,7 @@ def _limit_reached(policy: Policy, state: PolicyState, outcome: Outcome) -> bool
 def test_only_pass_moves_forward(
     policy: Policy, state: PolicyState, outcome: Outcome, last: bool
 ) -> None:
-    """An outcome other than PASS never yields ADVANCE or CONTINUE."""
+    """An outcome other than PASS never yields ADVANCE or CONTINUE (unless collecting)."""
     decision, _ = decide(policy, state, outcome, last=last, now=T0)
     assert decision.action in (Action.HOLD, Action.ROLLBACK)
 
@@ -149,3 +149,36 @@ def test_hold_reasons_count_towards_the_limit() -> None:
     assert "gate failed (1 of 3 allowed): e; re-checking" == decision.reason
     decision, _ = decide(policy, PolicyState(), Outcome.INCONCLUSIVE, last=False, now=T0)
     assert "gate inconclusive (1 of 3 in a row); re-checking" == decision.reason
+
+
+@given(policies, states)
+def test_collecting_continues_before_the_last_checkpoint(
+    policy: Policy, state: PolicyState
+) -> None:
+    """An INCONCLUSIVE gate that only waits for evidence continues, counting nothing."""
+    decision, new = decide(
+        policy, state, Outcome.INCONCLUSIVE, last=False, now=T0, why="n=12", collecting=True
+    )
+    assert (Action.CONTINUE, "collecting evidence: n=12", None, state) == (
+        decision.action,
+        decision.reason,
+        decision.recheck_at,
+        new,
+    )
+
+
+@given(policies, states, outcomes, st.booleans())
+def test_collecting_changes_nothing_else(
+    policy: Policy, state: PolicyState, outcome: Outcome, last: bool
+) -> None:
+    """Collecting never advances: at the last checkpoint, or for PASS and FAIL, it
+    decides exactly as without it."""
+    collecting, after_collecting = decide(
+        policy, state, outcome, last=last, now=T0, collecting=True
+    )
+    if outcome is not Outcome.PASS:
+        assert collecting.action is not Action.ADVANCE
+    if outcome is Outcome.INCONCLUSIVE and not last:
+        return
+    plain, after_plain = decide(policy, state, outcome, last=last, now=T0)
+    assert (plain, after_plain) == (collecting, after_collecting)

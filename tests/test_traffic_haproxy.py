@@ -222,3 +222,21 @@ def test_inexpressible_or_invalid_shares_are_refused(percent: float) -> None:
     """A share that would round to all-or-nothing, or is out of range, is a ValueError."""
     with pytest.raises(ValueError, match=r"\S"):
         weights_for(percent, 256)
+
+
+def test_same_share_with_other_weights_is_a_no_op_and_order_follows_the_share(
+    haproxy: HAProxyServer,
+) -> None:
+    """Weights 1/1 set by hand already give 50 %: no write. Going from there to 10 %
+    raises the baseline first (its share grows), even though the canary's weight
+    number grows too: 1/26 would send 96 % to the canary for a moment."""
+    backend = RecordingBackend(backend="app", socket_path=haproxy.socket_path)
+    backend.sent = []
+    haproxy.command("set weight app/baseline 1")
+    haproxy.command("set weight app/canary 1")
+    assert backend.set_split(50).detail == "haproxy app/baseline=1 app/canary=1"
+    assert backend.writes == 0
+    backend.set_split(10)
+    sets = [line for line in backend.sent if line.startswith("set")]
+    assert sets == ["set weight app/baseline 230", "set weight app/canary 26"]
+    backend.set_split(0)

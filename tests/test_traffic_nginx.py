@@ -256,3 +256,16 @@ def test_relative_paths_resolve_against_the_plan_folder(tmp_path: Path) -> None:
         tmp_path / "etc",
     )
     assert not os.path.exists(tmp_path / "u.conf")
+
+
+def test_same_share_with_other_weights_is_a_no_op(
+    backend: NginxBackend, nginx: NginxServer
+) -> None:
+    """A hand-written file with weights 1/1 already gives 50 %: set_split(50) keeps it."""
+    nginx.include.write_text(
+        f"upstream app {{ server {nginx.upstreams.baseline.address};"
+        f" server {nginx.upstreams.canary.address} weight=1; }}\n"
+    )
+    assert backend.set_split(50).canary == 50
+    assert backend.writes == 0
+    backend.set_split(0)

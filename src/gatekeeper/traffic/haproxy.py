@@ -30,7 +30,7 @@ from .._protocols import PluginContext
 from .._units import parse_duration
 from ..exceptions import ConfigError, TrafficError
 
-__all__ = ["HAProxyBackend", "Weights", "create", "weights_for"]
+__all__ = ["HAProxyBackend", "Weights", "create", "seconds_option", "share_or_none", "weights_for"]
 
 HAPROXY_MAX_WEIGHT = 256
 _WEIGHT_REPLY = re.compile(r"^\s*(\d+)\s+\(initial\s+(\d+)\)\s*$")
@@ -69,6 +69,11 @@ def weights_for(canary_percent: float, total: int) -> Weights:
             f"(smallest step {step:.3g}%)"
         )
     return Weights(baseline=total - canary, canary=canary)
+
+
+def share_or_none(weights: Weights) -> float | None:
+    """The canary share of ``weights``, or ``None`` when both are 0."""
+    return weights.canary_percent if weights.baseline + weights.canary > 0 else None
 
 
 def _check_percent(canary_percent: float, current: float | None) -> None:
@@ -159,8 +164,8 @@ class HAProxyBackend:
 
     def _actual_or_none(self) -> float | None:
         try:
-            return self.live_weights()[0].canary_percent
-        except (TrafficError, ValueError):
+            return share_or_none(self.live_weights()[0])
+        except TrafficError:
             return None
 
     def live_weights(self) -> tuple[Weights, Weights]:
@@ -213,16 +218,21 @@ class HAProxyBackend:
         except ValueError as exc:
             raise TrafficError(f"haproxy: {exc}", wanted=canary_percent) from exc
         live, _ = self.live_weights()
-        if live != target:
-            # the weight that grows first, so no moment sends (almost) everything one way
-            steps = [(self.canary, target.canary), (self.baseline, target.baseline)]
-            if target.canary < live.canary:
-                steps.reverse()
-            for server, weight in steps:
-                self._set_weight(server, weight, canary_percent)
+        live_share = share_or_none(live)
+        if live_share is not None and abs(live_share - target.canary_percent) < 1e-9:
+            # already there (perhaps with other weights for the same share): no write
+            self.last_set = live
+            return Split(canary=live_share, detail=self._detail(live))
+        # the side whose share grows is written first: the moment in between then lies
+        # between the old and the new split, never "(almost) everything to one server"
+        steps = [(self.canary, target.canary), (self.baseline, target.baseline)]
+        if live_share is None or target.canary_percent < live_share:
+            steps.reverse()
+        for server, weight in steps:
+            self._set_weight(server, weight, canary_percent)
         now, _ = self.live_weights()
         if now != target:
-            actual = now.canary_percent if now.baseline + now.canary else None
+            actual = share_or_none(now)
             raise TrafficError(
                 f"haproxy {self.backend}: weights read back as {self._detail(now)}, "
                 f"expected {target.baseline}/{target.canary} for {canary_percent:g}%",

@@ -31,7 +31,7 @@ from .._options import Options
 from .._protocols import PluginContext
 from .._template import placeholders, render
 from ..exceptions import ConfigError, TrafficError
-from .haproxy import Weights, seconds_option, weights_for
+from .haproxy import Weights, seconds_option, share_or_none, weights_for
 
 __all__ = ["DEFAULT_TEMPLATE", "NginxBackend", "create", "parse_weights"]
 
@@ -230,10 +230,10 @@ class NginxBackend:
         except ValueError as exc:
             raise TrafficError(f"nginx: {exc}", wanted=canary_percent) from exc
         old_text, old_weights, _ = self._live()
-        old_share = None if old_weights is None else _share_or_none(old_weights)
-        if old_weights == target:
-            assert old_weights is not None
-            return Split(canary=target.canary_percent, detail=self._detail(old_weights))
+        old_share = None if old_weights is None else share_or_none(old_weights)
+        if old_share is not None and abs(old_share - target.canary_percent) < 1e-9:
+            assert old_weights is not None  # a share implies weights
+            return Split(canary=old_share, detail=self._detail(old_weights))
         new_text = self.render(target)
         workers = self._workers()
         self._write(new_text, canary_percent, old_share)
@@ -343,13 +343,6 @@ def _cmdline(pid: int) -> str:
 
 def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
-
-
-def _share_or_none(weights: Weights) -> float | None:
-    try:
-        return weights.canary_percent
-    except ValueError:
-        return None
 
 
 def _last_lines(text: str, count: int = 3) -> str:

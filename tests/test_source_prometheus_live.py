@@ -15,7 +15,8 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 
-from gatekeeper._model import Measurement, Query, compare
+import gatekeeper
+from gatekeeper._model import Measurement, Outcome, Query, compare
 from gatekeeper._protocols import PluginContext
 from gatekeeper.sources import prometheus
 from realservers import wait_until
@@ -82,11 +83,38 @@ def apps() -> Iterator[dict[str, App]]:
             app.stop()
 
 
+PLAN = """
+[plan]
+name = "live"
+
+[sources.prom]
+type = "prometheus"
+url = "PROM_URL"
+
+[metrics.error_rate]
+source = "prom"
+numerator = 'sum(http_requests_total{version="{{variant}}",code="500"}) or vector(0)'
+denominator = 'sum(http_requests_total{version="{{variant}}"})'
+
+[[phases]]
+name = "strict"
+traffic = 10
+checkpoints = ["1m"]
+gate = ["error_rate < 5%"]
+
+[[phases]]
+name = "lenient"
+traffic = 10
+checkpoints = ["1m"]
+gate = ["error_rate < 20%"]
+"""
+
+
 def test_source_sees_what_prometheus_scraped(
-    apps: dict[str, App], prometheus_launcher: PrometheusLauncher
+    apps: dict[str, App], prometheus_launcher: PrometheusLauncher, tmp_path: Path
 ) -> None:
     """After a burst, both variants' counts arrive and the canary's 10 % errors fail
-    an error-rate < 5 % comparison while the baseline passes it."""
+    an error-rate < 5 % gate and pass a < 20 % one."""
     server = prometheus_launcher.scraping([app.address for app in apps.values()])
     try:
         with httpx.Client(timeout=5) as client:
@@ -126,5 +154,14 @@ def test_source_sees_what_prometheus_scraped(
         assert ratios == {"baseline": 0.0, "canary": 0.1}
         assert compare(ratios["baseline"], "<", 0.05)
         assert not compare(ratios["canary"], "<", 0.05)
+
+        # The same numbers judged by a real gate, through the public API.
+        plan = tmp_path / "gates.toml"
+        plan.write_text(PLAN.replace("PROM_URL", server.url))
+        strict = gatekeeper.check(plan, "strict")
+        lenient = gatekeeper.check(plan, "lenient")
+        assert strict.outcome is Outcome.FAIL, strict
+        assert lenient.outcome is Outcome.PASS, lenient
+        assert strict.verdicts[0].observed == pytest.approx(0.1)
     finally:
         server.stop()

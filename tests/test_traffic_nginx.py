@@ -43,8 +43,8 @@ def options(server: NginxServer, **extra: object) -> dict[str, object]:
         "conf": str(server.conf),
         "prefix": str(server.prefix),
         "nginx": server.nginx,
-        "baseline": server.upstreams.baseline.address,
-        "canary": server.upstreams.canary.address,
+        "baseline": server.addresses[0],
+        "canary": server.addresses[1],
         **extra,
     }
 
@@ -69,7 +69,7 @@ def test_set_split_rewrites_the_include_reloads_and_moves_traffic(
     """10 % becomes weights 900/100 in the live file; real traffic follows."""
     split = backend.set_split(10)
     assert split.canary == 10
-    assert f"server {nginx.upstreams.canary.address} weight=100;" in nginx.include.read_text()
+    assert f"server {nginx.addresses[1]} weight=100;" in nginx.include.read_text()
     assert backend.get_split() == split
     assert abs(measured_canary(nginx.url) - 10) <= TOLERANCE_PP
 
@@ -89,7 +89,7 @@ def test_a_zero_weight_is_written_as_down(backend: NginxBackend, nginx: NginxSer
     """nginx refuses weight=0, so the server with no share is marked down and kept."""
     backend.set_split(100)
     text = nginx.include.read_text()
-    assert f"server {nginx.upstreams.baseline.address} down;" in text
+    assert f"server {nginx.addresses[0]} down;" in text
     assert "weight=0" not in text
     assert backend.get_split().canary == 100
 
@@ -263,8 +263,7 @@ def test_same_share_with_other_weights_is_a_no_op(
 ) -> None:
     """A hand-written file with weights 1/1 already gives 50 %: set_split(50) keeps it."""
     nginx.include.write_text(
-        f"upstream app {{ server {nginx.upstreams.baseline.address};"
-        f" server {nginx.upstreams.canary.address} weight=1; }}\n"
+        f"upstream app {{ server {nginx.addresses[0]}; server {nginx.addresses[1]} weight=1; }}\n"
     )
     assert backend.set_split(50).canary == 50
     assert backend.writes == 0

@@ -1,6 +1,7 @@
 """A real nginx on 127.0.0.1 in front of the two tiny upstreams of ``realservers.haproxy``.
 
     server = nginx_launcher.start(upstreams)   # url, prefix, conf, include, pid_file, stop
+    server = nginx_launcher.start(("127.0.0.1:8001", "127.0.0.1:8002"))   # any two servers
 
 nginx runs in the foreground (``daemon off;``) under Popen with one worker, so the
 weighted round robin is exact; every invocation passes ``-p PREFIX -c CONF`` and the
@@ -73,7 +74,7 @@ class NginxServer:
     include: Path
     pid_file: Path
     upstream: str
-    upstreams: Upstreams
+    addresses: tuple[str, str]
     nginx: str
     process: subprocess.Popen[bytes] = attrs.field(repr=False)
 
@@ -93,16 +94,26 @@ class NginxLauncher:
         self._servers: list[NginxServer] = []
 
     def start(
-        self, upstreams: Upstreams, *, upstream: str = "app", ready_timeout: float = 10.0
+        self,
+        upstreams: Upstreams | tuple[str, str],
+        *,
+        upstream: str = "app",
+        ready_timeout: float = 10.0,
     ) -> NginxServer:
+        """Start nginx in front of ``upstreams`` (tiny upstreams, or two ``host:port``
+        addresses: baseline, canary), all traffic on the baseline, and wait until it serves."""
+        if isinstance(upstreams, Upstreams):
+            addresses = (upstreams.baseline.address, upstreams.canary.address)
+        else:
+            addresses = upstreams
         prefix = Path(tempfile.mkdtemp(prefix="nginx-", dir=self._root))
         port = free_port()
         include = prefix / "upstream.conf"
         include.write_text(
             _INITIAL.format(
                 upstream=upstream,
-                baseline=upstreams.baseline.address,
-                canary=upstreams.canary.address,
+                baseline=addresses[0],
+                canary=addresses[1],
             )
         )
         conf = prefix / "nginx.conf"
@@ -120,7 +131,7 @@ class NginxLauncher:
             include=include,
             pid_file=prefix / "nginx.pid",
             upstream=upstream,
-            upstreams=upstreams,
+            addresses=addresses,
             nginx=exe,
             process=process,
         )

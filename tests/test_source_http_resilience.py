@@ -294,6 +294,7 @@ def test_missing_secret_variable_is_a_reason_not_a_crash(scripted_server: Script
     ("options", "key"),
     [
         ({"url": "ftp://x"}, "url"),
+        ({"url": f"ftp://u:{SECRET}@127.0.0.1"}, "url"),
         ({"url": f"http://user:{SECRET}@127.0.0.1"}, "url"),
         ({"url": "http://127.0.0.1", "bearer_token_env": ""}, "bearer_token_env"),
         ({"url": "http://127.0.0.1", "timeout": "soon"}, "timeout"),

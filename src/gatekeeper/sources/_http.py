@@ -42,6 +42,7 @@ __all__ = [
     "HttpSettings",
     "ResilientHttp",
     "RetryPolicy",
+    "check_url",
     "http_settings",
     "query_budget",
     "source_span",
@@ -128,6 +129,22 @@ def _env_name(value: Any, key: str) -> str:
     return value
 
 
+def check_url(url: str, *, key: str) -> None:
+    """Refuse URLs that are not http(s), and URLs carrying credentials (checked
+    first, so a message never echoes a password)."""
+    try:
+        parts = urlsplit(url)
+        has_credentials = parts.username is not None or parts.password is not None
+    except ValueError:
+        raise ConfigError("not a valid URL", key=key) from None
+    if has_credentials or "@" in parts.netloc:
+        raise ConfigError(
+            "credentials do not belong in the URL: use basic_auth or bearer_token_env", key=key
+        )
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"expected an http:// or https:// URL, got {url!r}", key=key)
+
+
 def http_settings(opts: Options, *, url_required: bool = True) -> HttpSettings:
     """Read the shared connection options from a source's table.
 
@@ -140,14 +157,7 @@ def http_settings(opts: Options, *, url_required: bool = True) -> HttpSettings:
     """
     url = opts.required_text("url") if url_required else (opts.text("url") or "")
     if url:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"expected an http:// or https:// URL, got {url!r}", key="url")
-        if parts.username is not None or parts.password is not None:
-            raise ConfigError(
-                "credentials do not belong in the URL: use basic_auth or bearer_token_env",
-                key="url",
-            )
+        check_url(url, key="url")
     attempts = opts.integer("attempts", 3)
     if attempts is None or attempts < 1:
         raise ConfigError("must be at least 1", key="attempts")

@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote, urljoin
 
 import attrs
 import httpx
@@ -36,6 +36,7 @@ from ._http import (
     HttpSettings,
     ResilientHttp,
     Sleep,
+    check_url,
     http_settings,
     query_budget,
     source_span,
@@ -225,8 +226,7 @@ class HttpJsonSource:
             target = self.settings.url
         if not target:
             raise ConfigError("no URL: set url on the source or the metric", key="url")
-        if urlsplit(target).scheme not in ("http", "https"):
-            raise ConfigError(f"expected an http(s) URL, got {target!r}", key="url")
+        check_url(target, key="url")
         rendered_body = None if body is None else _render_body(body, values)
         return _Request(method=method, url=target, path=path, body=rendered_body)
 

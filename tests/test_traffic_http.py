@@ -220,6 +220,7 @@ def test_connection_refused_is_retried_then_a_traffic_error() -> None:
         ({}, "url"),
         ({"url": "ftp://x/"}, "url"),
         ({"url": "http://u:p@x/"}, "url"),
+        ({"url": "ftp://u:hunter2@x/"}, "url"),
         ({"url": "http://x/", "headers": {"Authorization": "Bearer abc"}}, "headers.Authorization"),
         ({"url": "http://x/", "body": {"a": {"b": "{canry}"}}}, "body.a.b"),
         ({"url": "http://x/", "method": "DELETE"}, "method"),
@@ -233,6 +234,7 @@ def test_bad_options_are_config_errors(options: dict[str, Any], key: str) -> Non
     with pytest.raises(ConfigError) as info:
         create(options, PluginContext(base_dir=Path("/x"), env={}))
     assert info.value.key == key
+    assert "hunter2" not in str(info.value)
 
 
 def test_extract_follows_dots_and_indexes() -> None:

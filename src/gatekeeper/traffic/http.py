@@ -285,10 +285,10 @@ def _url(opts: Options, key: str, *, required: bool) -> str | None:
     if url is None:
         return None
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"expected an http:// or https:// URL, got {url!r}", key=key)
     if parts.username is not None or parts.password is not None:
         raise ConfigError("credentials do not belong in the URL: use bearer_token_env", key=key)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"expected an http:// or https:// URL, got {_safe(url)!r}", key=key)
     return url
 
 

@@ -283,10 +283,7 @@ def test_missing_secret_variable_is_a_reason_not_a_crash(scripted_server: Script
     """A named variable that is not set: no request, a reason naming the variable."""
     measured = run(make(scripted_server.url, bearer_token_env="PROM_TOKEN"))
     assert measured.value is None
-    assert (
-        measured.problem
-        == "environment variable PROM_TOKEN (named in the plan) is not set (0 attempts)"
-    )
+    assert measured.problem == "environment variable PROM_TOKEN (named in the plan) is not set"
     assert scripted_server.seen == []
 
 
@@ -352,3 +349,24 @@ def test_injected_client_is_not_closed(scripted_server: ScriptedServer) -> None:
 
 
 _unused: Callable[[float], Awaitable[None]] = Sleeps()
+
+
+@pytest.mark.parametrize("module", [prometheus, alertmanager, httpjson])
+def test_secret_echoed_by_the_server_is_masked(
+    scripted_server: ScriptedServer, module: Any
+) -> None:
+    """A server that echoes the token in its answer does not get it into the reason."""
+    scripted_server.script(
+        Reply(status=400, body=f"denied for {SECRET}"), Reply(body=f"<{SECRET}>")
+    )
+    options: dict[str, Any] = {"url": scripted_server.url, "bearer_token_env": "TOKEN"}
+    if module is httpjson:
+        options["path"] = "$.value"
+    factory: Callable[..., Any] = module.create
+    source = factory("s", options, PluginContext(base_dir=Path(), env={"TOKEN": SECRET}))
+    query = Query(metric="m", text="", at=datetime.now(UTC), window=timedelta(minutes=1))
+    first, second = run(source, query), run(source, query)
+    assert first.problem is not None
+    assert second.problem is not None
+    assert SECRET not in _all_text(first, source) + _all_text(second)
+    assert "***" in first.problem + second.problem

@@ -105,6 +105,12 @@ class HttpOutcome:
     def attempts_text(self) -> str:
         return f"{self.attempts} attempt{'s' if self.attempts != 1 else ''}"
 
+    def failure(self) -> str:
+        """Why there is no response: ``connection refused (3 attempts)``."""
+        if self.attempts == 0:
+            return str(self.error)
+        return f"{self.error} ({self.attempts_text()})"
+
 
 def _seconds(opts: Options, key: str, default: float) -> float:
     raw = opts.raw(key)
@@ -360,6 +366,26 @@ class ResilientHttp:
                 return name
         return None
 
+    def scrub(self, text: str | None) -> str | None:
+        """``text`` with every configured secret value masked: a server that echoes a
+        token back in an error body must not carry it into a reason or a report."""
+        if text is None:
+            return None
+        for value in self._secret_values():
+            if value:
+                text = text.replace(value, "***")
+        return text
+
+    def _secret_values(self) -> list[str]:
+        names = [
+            self.settings.bearer_token_env,
+            self.settings.basic_password_env,
+            *self.settings.secret_headers_env.values(),
+        ]
+        return sorted(
+            (self._env.get(name, "") for name in names if name is not None), key=len, reverse=True
+        )
+
     def _auth_headers(self) -> tuple[dict[str, str], httpx.Auth | None]:
         headers = dict(self.settings.headers)
         for header, env_name in self.settings.secret_headers_env.items():
@@ -462,7 +488,7 @@ class ResilientHttp:
         except httpx.TransportError as exc:
             timeout = min(self.settings.timeout, total)
             return HttpOutcome(response=None, error=describe_error(exc, timeout), attempts=attempts)
-        except httpx.HTTPError as exc:  # e.g. an invalid URL after rendering
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:  # e.g. a bad URL after rendering
             return HttpOutcome(
                 response=None, error=f"request failed ({type(exc).__name__})", attempts=attempts
             )

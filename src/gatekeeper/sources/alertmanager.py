@@ -207,7 +207,11 @@ class AlertmanagerSource:
 
         def measurement(**fields: Any) -> Measurement:
             return Measurement(
-                metric=query.metric, at=query.at, variant=query.variant, source=self.name, **fields
+                metric=query.metric,
+                at=query.at,
+                variant=query.variant,
+                source=self.name,
+                **{**fields, "reason": self._http.scrub(fields.get("reason"))},
             )
 
         try:
@@ -253,7 +257,7 @@ class AlertmanagerSource:
                     value=None,
                     query=shown,
                     retries=retries,
-                    reason=f"{outcome.error} ({outcome.attempts_text()})",
+                    reason=outcome.failure(),
                 )
             if not outcome.response.is_success:
                 detail = outcome.response.text.strip()[:120]

@@ -235,7 +235,11 @@ class HttpJsonSource:
 
         def measurement(**fields: Any) -> Measurement:
             return Measurement(
-                metric=query.metric, at=query.at, variant=query.variant, source=self.name, **fields
+                metric=query.metric,
+                at=query.at,
+                variant=query.variant,
+                source=self.name,
+                **{**fields, "reason": self._http.scrub(fields.get("reason"))},
             )
 
         try:
@@ -260,7 +264,7 @@ class HttpJsonSource:
                 value=None,
                 query=shown,
                 retries=retries,
-                reason=f"{outcome.error} ({outcome.attempts_text()})",
+                reason=outcome.failure(),
             )
         response = outcome.response
         if not response.is_success:

@@ -278,7 +278,7 @@ class PrometheusSource:
             variant=query.variant,
             query=rendered,
             source=self.name,
-            **fields,
+            **{**fields, "reason": self._http.scrub(fields.get("reason"))},
         )
 
     def _prepare(self, query: Query) -> tuple[str, _Pick | None, str | None]:
@@ -361,7 +361,7 @@ class PrometheusSource:
             )
 
         if outcome.response is None:
-            return problem(f"{outcome.error} ({outcome.attempts_text()})", counted=True)
+            return problem(outcome.failure(), counted=True)
         response = outcome.response
         try:
             body = response.json()

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from gatekeeper._model import Measurement, Query
@@ -250,3 +251,19 @@ def test_query_at_the_past_moment(source: prometheus.PrometheusSource) -> None:
         window=timedelta(minutes=10),
     )
     assert run(source, early).value == 1000.0
+
+
+def test_range_query_with_several_series(source: prometheus.PrometheusSource) -> None:
+    """A range query over several series needs a pick too; pick = "sum" adds them per step."""
+    query = Query(
+        metric="m",
+        text="sum by (version) (http_requests_total)",
+        at=CHECK,
+        window=timedelta(minutes=2),
+    )
+    without = run(source, query, ranged=True)
+    summed = run(source, attrs.evolve(query, options={"pick": "sum"}), ranged=True)
+    assert without.value is None
+    assert without.problem is not None
+    assert without.problem.startswith("2 series where one was expected")
+    assert [v for _t, v in summed.series] == [8400.0, 8700.0, 9000.0]

@@ -101,7 +101,7 @@ def start_delay_server() -> tuple[subprocess.Popen[bytes], str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    child = subprocess.Popen([sys.executable, __file__, "--serve", str(port)])  # noqa: S603
+    child = subprocess.Popen([sys.executable, __file__, "--serve", str(port)])  # noqa: S603 - this very script
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:  # bounded readiness poll
         try:

@@ -255,8 +255,26 @@ class _RetryableStatus(Exception):  # noqa: N818 - an internal signal, not an er
         super().__init__(f"HTTP {response.status_code}")
 
 
+def _tls_failure(exc: BaseException) -> bool:
+    """Whether a transport error comes from a certificate that failed verification."""
+    cause: BaseException | None = exc
+    for _ in range(10):  # a bounded walk down the chain of causes
+        if cause is None:
+            return False
+        if isinstance(cause, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(
+            cause
+        ):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, httpx.TransportError | _RetryableStatus)
+    """Transport errors and 408/425/429/5xx; a certificate that fails verification
+    will fail the same way again, so it is not retried."""
+    if isinstance(exc, _RetryableStatus):
+        return True
+    return isinstance(exc, httpx.TransportError) and not _tls_failure(exc)
 
 
 class _Wait(tenacity.wait.wait_base):
@@ -284,6 +302,8 @@ def describe_error(exc: BaseException, timeout: float) -> str:
     """A short reason for a transport failure, without URLs, headers or secrets."""
     if isinstance(exc, httpx.TimeoutException):
         return f"timed out after {format_duration(timedelta(seconds=timeout))}"
+    if _tls_failure(exc):
+        return "TLS certificate verification failed"
     if isinstance(exc, httpx.ConnectError):
         cause: BaseException | None = exc
         while cause is not None:

@@ -21,6 +21,8 @@ import httpx
 from .._model import Measurement, Query
 from .._options import Options
 from .._protocols import PluginContext
+from .._template import render
+from .._units import parse_duration
 from ..exceptions import ConfigError
 from ._http import (
     HttpOutcome,
@@ -205,8 +207,6 @@ class _Pick:
         return _series_name(self._rendered(values))
 
     def _rendered(self, values: Mapping[str, str]) -> dict[str, str]:
-        from .._template import render  # noqa: PLC0415
-
         assert self.matchers is not None
         return {k: render(v, values) for k, v in self.matchers.items()}
 
@@ -227,8 +227,6 @@ def validate_metric_options(options: Mapping[str, Any]) -> None:
     if "pick" in options:
         _Pick(options["pick"])
     if "step" in options:
-        from .._units import parse_duration  # noqa: PLC0415
-
         try:
             parse_duration(options["step"])
         except ValueError as exc:
@@ -318,8 +316,6 @@ class PrometheusSource:
             return self._measurement(query, rendered, value=None, reason=problem)
         if step is None:
             if "step" in query.options:
-                from .._units import parse_duration  # noqa: PLC0415
-
                 step = parse_duration(query.options["step"])
             else:
                 step = max(query.window / 60, timedelta(seconds=1))

@@ -15,7 +15,12 @@ import pytest
 from gatekeeper._model import Measurement, Query
 from gatekeeper._protocols import PluginContext
 from gatekeeper.sources import prometheus
-from realservers.prometheus import PrometheusLauncher, PrometheusServer, openmetrics_series
+from realservers.prometheus import (
+    PrometheusLauncher,
+    PrometheusServer,
+    openmetrics_family,
+    openmetrics_series,
+)
 
 pytestmark = pytest.mark.servers
 
@@ -68,9 +73,16 @@ def _history() -> str:
     lines.append(
         openmetrics_series("request_duration_seconds_sum", {"version": "canary"}, _constant(60.0))
     )
-    lines.append("# TYPE odd gauge\n")
-    lines.append(openmetrics_series("odd", {"kind": "inf"}, _constant(math.inf)))
-    lines.append(openmetrics_series("odd", {"kind": "nan"}, _constant(math.nan)))
+    lines.append(
+        openmetrics_family(
+            "odd",
+            "gauge",
+            [
+                ("odd", {"kind": "inf"}, _constant(math.inf)),
+                ("odd", {"kind": "nan"}, _constant(math.nan)),
+            ],
+        )
+    )
     return "".join(lines) + "# EOF\n"
 
 

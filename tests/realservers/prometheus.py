@@ -36,6 +36,7 @@ __all__ = [
     "PrometheusServer",
     "Reply",
     "ScriptedServer",
+    "openmetrics_family",
     "openmetrics_series",
     "prometheus_launcher",
     "scripted_server",
@@ -71,6 +72,19 @@ def openmetrics_series(
     inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
     head = f"{name}{{{inner}}}" if inner else name
     return "".join(f"{head} {_om_value(value)} {stamp:.3f}\n" for stamp, value in points)
+
+
+def openmetrics_family(
+    family: str,
+    kind: str,
+    series: Sequence[tuple[str, Mapping[str, str], Sequence[tuple[float, float]]]],
+) -> str:
+    """One metric family: ``# TYPE family kind`` then each series' samples, e.g.
+    ``openmetrics_family("http_requests", "counter", [("http_requests_total", {...}, points)])``.
+    Points are ``(unix seconds, value)``, in the past, ascending."""
+    lines = [f"# TYPE {family} {kind}\n"]
+    lines += [openmetrics_series(name, labels, points) for name, labels, points in series]
+    return "".join(lines)
 
 
 def _om_value(value: float) -> str:

@@ -80,9 +80,10 @@ def test_bad_canary_fails_the_30m_item_with_a_table(project: pytest.Pytester) ->
             "ramp @ 30m: FAIL at 2026-01-01T01:30:00+00:00",
             "criterion*observed*bound*verdict*reason",
             "error_rate < 0.5%*0.9%*0.5%*FAIL*0.9% is not < 0.5%",
-            "→ ROLLBACK: gate failed: error_rate: 0.9% is not < 0.5%",
+            "error_rate canary <= baseline * 1.2*×4.42*FAIL*canary error_rate 0.353% vs*",
+            "→ ROLLBACK: gate failed: error_rate: 0.9% is not < 0.5%; *",
             "*gatekeeper*",
-            "ramp: ROLLBACK: gate failed: error_rate: 0.9% is not < 0.5%",
+            "ramp: ROLLBACK: gate failed: error_rate: 0.9% is not < 0.5%; *",
             "result: ROLLED BACK; canary at 0%",
         ]
     )
@@ -203,7 +204,8 @@ def test_junit_xml_carries_observed_values(project: pytest.Pytester) -> None:
     tree = ET.parse(project.path / "out.xml")
     case = next(c for c in tree.iter("testcase") if c.get("name") == "30m")
     props = {p.get("name"): p.get("value") for p in case.iter("property")}
-    assert "0.009 (fail)" == props["error_rate"]
+    assert "0.009 (fail)" == props["error_rate < 0.5%"]
+    assert "pass" in props["latency_p99 < 200ms"]
     assert "rollback" == props["decision"]
 
 

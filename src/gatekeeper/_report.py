@@ -55,6 +55,12 @@ def format_gate_table(result: GateResult, metrics: Mapping[str, Metric] | None =
     """
 
     def shown(verdict: Verdict, value: float | None) -> str:
+        criterion = verdict.criterion
+        if criterion.kind is Kind.COMPARE and criterion.reference is not None:
+            # A canary/baseline comparison: the estimate is a ratio, the bound a factor.
+            if value is None and criterion.factor != 1.0:
+                return f"×{criterion.factor:g}"
+            return "-" if value is None else f"×{value:.3g}"
         if value is None:
             return "-"
         metric = (metrics or {}).get(verdict.criterion.metric)
@@ -69,7 +75,7 @@ def format_gate_table(result: GateResult, metrics: Mapping[str, Metric] | None =
         (
             v.criterion.text,
             shown(v, v.observed),
-            shown(v, v.bound),
+            shown(v, v.bound if v.criterion.kind is not Kind.COMPARE else v.criterion.bound),
             v.outcome.value.upper(),
             v.reason,
         )

@@ -305,7 +305,7 @@ class CheckpointItem(pytest.Item):
         for verdict in final.result.verdicts:
             observed = "-" if verdict.observed is None else format_number(verdict.observed)
             self.user_properties.append(
-                (f"{verdict.criterion.metric}", f"{observed} ({verdict.outcome.value})")
+                (verdict.criterion.text, f"{observed} ({verdict.outcome.value})")
             )
         self.user_properties.append(("decision", final.decision.action.value))
         if final.decision.action not in (Action.CONTINUE, Action.ADVANCE):

@@ -160,6 +160,8 @@ class _Loader:
         return value
 
     def duration(self, value: Any, key: Sequence[PathPart]) -> timedelta:
+        if not isinstance(value, str | int | float):  # a table or an array: not a duration
+            raise self.error(key, f"expected a duration like '15m', got {_kind(value)}")
         try:
             return parse_duration(value)
         except ValueError as exc:
@@ -260,7 +262,7 @@ class _Loader:
             if query is not None and numerator is not None:
                 raise self.error(key, "give either query or numerator/denominator, not both")
             unit = entry.get("unit", "")
-            if unit not in METRIC_UNITS:
+            if not isinstance(unit, str) or unit not in METRIC_UNITS:  # a list is unhashable
                 known = ", ".join(repr(u) for u in METRIC_UNITS)
                 raise self.error((*key, "unit"), f"unknown unit {unit!r} (known: {known})")
             count = entry.get("count", unit == "count")
@@ -447,7 +449,11 @@ class _Loader:
             if isinstance(raw, Mapping):
                 self.unknown_keys(raw, _CRITERION_KEYS, item_key)
                 text = self.string(raw, "criterion", item_key)
-                fail_only = bool(raw.get("fail_only", False))
+                fail_only = raw.get("fail_only", False)
+                if not isinstance(fail_only, bool):  # "false" as a string is truthy
+                    raise self.error(
+                        (*item_key, "fail_only"), f"expected true or false, got {_kind(fail_only)}"
+                    )
                 if "alpha" in raw:
                     alpha = raw["alpha"]
                     if isinstance(alpha, bool) or not isinstance(alpha, float) or not 0 < alpha < 1:

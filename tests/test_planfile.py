@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gatekeeper import Plan
 from gatekeeper._model import Kind, OnFail, OnInconclusive, Reference
-from gatekeeper._planfile import load_plan
+from gatekeeper._planfile import _PHASE_KEYS, _TOP_KEYS, load_plan
 from gatekeeper.exceptions import PlanError
 from strategies import plan_mappings
 
+# The known keys are listed sorted; the lists themselves grow with the plan format.
+TOP_KEYS = ", ".join(sorted(_TOP_KEYS))
+PHASE_KEYS = ", ".join(sorted(_PHASE_KEYS))
 REFERENCE = Path(__file__).parent.parent / "examples" / "progressive-rollout" / "gates.toml"
 
 
@@ -177,14 +183,12 @@ BROKEN: dict[str, tuple[str, int, str]] = {
     "unknown top-level key": (
         BASE + "\n[colour]\nx = 1\n",
         37,
-        "colour: unknown key "
-        "(known: args, metrics, phases, plan, policy, sources, traffic, variants)",
+        f"colour: unknown key (known: {TOP_KEYS})",
     ),
     "unknown phase key": (
         _edit('name = "ramp"\n', 'name = "ramp"\ncolour = "red"\n'),
         29,
-        "phases[1].colour: unknown key (known: approval, checkpoints, description, gate, "
-        "gate_alpha, name, policy, traffic)",
+        f"phases[1].colour: unknown key (known: {PHASE_KEYS})",
     ),
     "traffic over 100": (
         _edit("traffic = 10", "traffic = 150"),
@@ -257,6 +261,22 @@ BROKEN: dict[str, tuple[str, int, str]] = {
         "phases[1].gate[1]: a statistical bound ('METRIC canary < BOUND') is a rate "
         "strictly between 0% and 100% on a ratio metric",
     ),
+    "checkpoint that is a table": (
+        _edit('["15m", "30m", "1h"]', '["15m", { at = "30m" }, "1h"]'),
+        30,
+        "phases[1].checkpoints[1]: expected a duration like '15m', got a table",
+    ),
+    "unit that is an array": (
+        _edit('unit = "ms"', 'unit = ["ms"]'),
+        14,
+        "metrics.latency.unit: unknown unit ['ms'] (known: '', 'ratio', 'percent', 's', "
+        "'ms', 'count')",
+    ),
+    "fail_only as a string": (
+        _edit('"latency < 200ms",', '{ criterion = "latency < 200ms", fail_only = "false" },'),
+        33,
+        "phases[1].gate[1].fail_only: expected true or false, got a string ('false')",
+    ),
     "one-line gate": (
         _edit('gate = ["error_rate < 1%"]', 'gate = ["error_rate < 1%", "nope > 1"]'),
         25,
@@ -311,8 +331,7 @@ def test_plan_named_after_its_directory(tmp_path: Path, monkeypatch: pytest.Monk
         ({"phases": []}, "phases: expected a non-empty array of [[phases]] tables"),
         (
             {"colour": 1},
-            "colour: unknown key (known: args, metrics, phases, plan, policy, "
-            "sources, traffic, variants)",
+            f"colour: unknown key (known: {TOP_KEYS})",
         ),
         (
             {"metrics": {"m": {"source": "nowhere", "query": "q"}}},
@@ -331,3 +350,34 @@ def test_mapping_errors_have_key_but_no_file(change: dict[str, Any], message: st
     with pytest.raises(PlanError) as info:
         Plan.from_mapping(mapping)
     assert (message, None, None) == (str(info.value), info.value.file, info.value.line)
+
+
+JUNK: st.SearchStrategy[object] = st.sampled_from(
+    [None, [], {}, 1.5, -1, 0, True, "x", "", [1], {"a": 1}, math.nan, math.inf, [{}]]
+)
+
+
+def _key_paths(value: Any, prefix: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    found = [prefix] if prefix else []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += _key_paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _key_paths(item, (*prefix, index))
+    return found
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(plan_mappings(), st.data(), JUNK)
+def test_a_corrupted_plan_is_a_plan_error(
+    mapping: dict[str, Any], data: st.DataObject, junk: object
+) -> None:
+    """Any value anywhere replaced by junk loads or raises PlanError, never a traceback."""
+    path = data.draw(st.sampled_from(_key_paths(mapping)))
+    target: Any = mapping
+    for part in path[:-1]:
+        target = target[part]
+    target[path[-1]] = junk
+    with contextlib.suppress(PlanError):
+        Plan.from_mapping(mapping)

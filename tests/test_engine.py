@@ -569,3 +569,59 @@ def test_no_data_is_not_collecting_evidence() -> None:
     assert [Action.HOLD, Action.HOLD, Action.ROLLBACK] == [
         c.decision.action for c in result.phases[0].checkpoints
     ]
+
+
+def test_a_phase_goes_up_in_steps_each_with_its_checkpoints() -> None:
+    """``steps``: 1 → 5 → 10 %, each step's checkpoints on the phase's clock, the
+    share raised when the previous step's last checkpoint passed."""
+    plan = make_plan(
+        phases=[
+            {
+                "name": "ramp",
+                "steps": [
+                    {"traffic": 1, "checkpoints": ["5m", "10m"]},
+                    {"traffic": 5, "checkpoints": ["5m"]},
+                    {"traffic": 10, "checkpoints": ["15m", "30m"]},
+                ],
+                "gate": ["error_rate < 1%"],
+            }
+        ]
+    )
+    ramp = plan.phase("ramp")
+    assert ["5m@1%", "10m@1%", "5m@5%", "15m@10%", "30m@10%"] == [c.name for c in ramp.checkpoints]
+    assert [5, 10, 15, 30, 45] == [c.offset.total_seconds() / 60 for c in ramp.checkpoints]
+    assert 10.0 == ramp.final_traffic
+    assert plan == Plan.from_mapping(plan.to_mapping())
+    traffic = MemoryBackend()
+    store = MemoryStore()
+    result = rollout(
+        plan, ScriptedSource({"error_rate": 0.0}), traffic=traffic, store=store
+    ).run_sync()
+    assert RunOutcome.ADVANCED == result.outcome
+    assert [1.0, 5.0, 10.0] == traffic.changes
+    steps = [e for e in store.events(result.run_id) if e.kind == "step_started"]
+    assert [(START + timedelta(minutes=10), 5.0), (START + timedelta(minutes=15), 10.0)] == [
+        (e.at, e.data["traffic"]) for e in steps
+    ]
+
+
+def test_a_failing_step_rolls_back_without_climbing_further() -> None:
+    """A failure in the 5 % step rolls back; the 10 % step never starts."""
+    plan = make_plan(
+        phases=[
+            {
+                "name": "ramp",
+                "steps": [
+                    {"traffic": 1, "checkpoints": ["5m"]},
+                    {"traffic": 5, "checkpoints": ["5m"]},
+                    {"traffic": 10, "checkpoints": ["5m"]},
+                ],
+                "gate": ["error_rate < 1%"],
+            }
+        ]
+    )
+    traffic = MemoryBackend()
+    source = ScriptedSource({"error_rate": lambda variant, minutes: 0.05 if minutes > 6 else 0.0})
+    result = rollout(plan, source, traffic=traffic).run_sync()
+    assert RunOutcome.ROLLED_BACK == result.outcome
+    assert [1.0, 5.0, 0.0] == traffic.changes

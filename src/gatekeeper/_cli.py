@@ -172,7 +172,7 @@ def _backtest(plan: Plan, since: str, phases: Sequence[str] | None, plugins: Plu
     return Rollout(
         plan,
         sources=build_sources(plan, plugins, plugin_context(plan)),
-        traffic=MemoryBackend(plan.phases[index - 1].traffic if index else 0.0),
+        traffic=MemoryBackend(plan.phases[index - 1].final_traffic if index else 0.0),
         clock=SimulatedClock(origin + plan.phase_offset(first.name)),
         plugins=plugins,
         approver=_Given(),

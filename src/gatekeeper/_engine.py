@@ -179,6 +179,8 @@ class PhaseState:
     decision: Decision | None = None
     # Sequential tests carry their evidence across the phase's checkpoints.
     judges: dict[int, Any] = attrs.field(factory=dict)
+    # The share asked for the current step (the balancer may round it).
+    traffic: float | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -370,6 +372,7 @@ class Rollout:
                     )
                 return state
         await self.set_traffic(phase, phase.traffic, f"phase {phase.name} starts")
+        state.traffic = phase.traffic
         state.started_at = self.clock.now()
         self.journal(
             "phase_started",
@@ -433,6 +436,20 @@ class Rollout:
         due = state.started_at + checkpoint.offset
         results: list[CheckpointResult] = []
         attempt = 0
+        if checkpoint.traffic is not None and checkpoint.traffic != state.traffic:
+            # The next step of a stepped phase starts when the previous one ended.
+            assert checkpoint.step_start is not None
+            await self.clock.sleep_until(state.started_at + checkpoint.step_start)
+            await self.set_traffic(
+                phase, checkpoint.traffic, f"{phase.name} steps up to {checkpoint.traffic:g}%"
+            )
+            state.traffic = checkpoint.traffic
+            self.journal(
+                "step_started",
+                phase=phase.name,
+                checkpoint=checkpoint.name,
+                data={"traffic": checkpoint.traffic},
+            )
         while True:
             await self.clock.sleep_until(due)
             now = self.clock.now()

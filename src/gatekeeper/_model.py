@@ -113,10 +113,17 @@ def compare(observed: float, op: str, bound: float) -> bool:
 
 @attrs.frozen(kw_only=True)
 class Checkpoint:
-    """A moment a gate is judged, as an offset from the phase's start."""
+    """A moment a gate is judged, as an offset from the phase's start.
+
+    In a phase that goes up in steps, ``traffic`` is the canary share of the step the
+    checkpoint belongs to and ``step_start`` when that step begins (from the phase's
+    start); both are ``None`` in a single-step phase.
+    """
 
     name: str
     offset: timedelta
+    traffic: float | None = None
+    step_start: timedelta | None = None
 
     @classmethod
     def at(cls, offset: timedelta) -> Checkpoint:
@@ -196,8 +203,23 @@ class Approval:
 
 
 @attrs.frozen(kw_only=True)
+class Step:
+    """One step of a phase that goes up in steps (1 → 5 → 10 %): a share and its
+    checkpoints, as offsets from the step's own start."""
+
+    traffic: float = attrs.field(validator=[attrs.validators.ge(0), attrs.validators.le(100)])
+    checkpoints: tuple[timedelta, ...]
+    names: tuple[str, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
 class Phase:
-    """A share of traffic held for a while and judged at checkpoints."""
+    """A share of traffic held for a while and judged at checkpoints.
+
+    With ``steps`` the phase goes up in steps: ``traffic`` is the first step's share
+    and ``checkpoints`` are every step's checkpoints in order, offsets counted from
+    the phase's start, each carrying its step's share.
+    """
 
     name: str
     traffic: float = attrs.field(validator=[attrs.validators.ge(0), attrs.validators.le(100)])
@@ -206,6 +228,12 @@ class Phase:
     policy: Policy = Policy()
     approval: Approval | None = None
     description: str = ""
+    steps: tuple[Step, ...] = ()
+
+    @property
+    def final_traffic(self) -> float:
+        """The canary share the phase ends with (its last step's)."""
+        return self.steps[-1].traffic if self.steps else self.traffic
 
     @property
     def duration(self) -> timedelta:

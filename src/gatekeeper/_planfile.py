@@ -29,6 +29,7 @@ from ._model import (
     Plan,
     Policy,
     SourceConfig,
+    Step,
     TrafficConfig,
 )
 from ._units import METRIC_UNITS, format_duration, parse_duration
@@ -65,6 +66,7 @@ _PHASE_KEYS = (
     "policy",
     "approval",
     "description",
+    "steps",
 )
 _CRITERION_KEYS = ("criterion", "fail_only", "alpha")
 _TOML_WHERE = re.compile(r"\s*\(at line (\d+), column \d+\)$|\s*\(at end of document\)$")
@@ -355,18 +357,19 @@ class _Loader:
     ) -> Phase:
         self.unknown_keys(table, _PHASE_KEYS, key)
         name = self.string(table, "name", key)
-        traffic = table.get("traffic")
-        if (
-            isinstance(traffic, bool)
-            or not isinstance(traffic, int | float)
-            or not 0 <= traffic <= 100
-            or not math.isfinite(traffic)
-        ):
-            raise self.error(
-                (*key, "traffic"),
-                f"expected the canary's share in percent, 0 to 100, got {traffic!r}",
-            )
-        checkpoints = self.checkpoints(table.get("checkpoints"), (*key, "checkpoints"))
+        steps: tuple[Step, ...] = ()
+        if "steps" in table:
+            for clash in ("traffic", "checkpoints"):
+                if clash in table:
+                    raise self.error(
+                        (*key, clash),
+                        "a phase with steps gives traffic and checkpoints in each step",
+                    )
+            steps, checkpoints = self.steps(table["steps"], (*key, "steps"))
+            traffic: Any = steps[0].traffic
+        else:
+            traffic = self.share(table.get("traffic"), (*key, "traffic"))
+            checkpoints = self.checkpoints(table.get("checkpoints"), (*key, "checkpoints"))
         alpha = table.get("gate_alpha", 0.01)
         if isinstance(alpha, bool) or not isinstance(alpha, float | int) or not 0 < alpha < 1:
             raise self.error((*key, "gate_alpha"), f"expected a number in (0, 1), got {alpha!r}")
@@ -382,7 +385,62 @@ class _Loader:
             policy=self.policy(table.get("policy", {}), policy, (*key, "policy")),
             approval=self.approval(table.get("approval"), (*key, "approval")),
             description=str(table.get("description", "")),
+            steps=steps,
         )
+
+    def share(self, traffic: Any, key: tuple[PathPart, ...]) -> float:
+        if (
+            isinstance(traffic, bool)
+            or not isinstance(traffic, int | float)
+            or not math.isfinite(traffic)
+            or not 0 <= traffic <= 100
+        ):
+            raise self.error(
+                key, f"expected the canary's share in percent, 0 to 100, got {traffic!r}"
+            )
+        return float(traffic)
+
+    def steps(
+        self, value: Any, key: tuple[PathPart, ...]
+    ) -> tuple[tuple[Step, ...], tuple[Checkpoint, ...]]:
+        """Steps of a phase, and their checkpoints flattened onto the phase's clock:
+        each step starts when the previous one's last checkpoint passed."""
+        if not isinstance(value, list) or not value:
+            raise self.error(key, "expected a non-empty array of {traffic, checkpoints} tables")
+        steps: list[Step] = []
+        flat: list[Checkpoint] = []
+        start = timedelta(0)
+        for index, raw in enumerate(value):
+            step_key = (*key, index)
+            table = self.table(raw, step_key)
+            self.unknown_keys(table, ("traffic", "checkpoints"), step_key)
+            share = self.share(table.get("traffic"), (*step_key, "traffic"))
+            own = self.checkpoints(table.get("checkpoints"), (*step_key, "checkpoints"))
+            steps.append(
+                Step(
+                    traffic=share,
+                    checkpoints=tuple(c.offset for c in own),
+                    names=tuple(c.name for c in own),
+                )
+            )
+            label = f"{share:g}%"
+            flat.extend(
+                Checkpoint(
+                    name=f"{c.name}@{label}",
+                    offset=start + c.offset,
+                    traffic=share,
+                    step_start=start,
+                )
+                for c in own
+            )
+            start += own[-1].offset
+        names = [c.name for c in flat]
+        duplicate = next((n for n in names if names.count(n) > 1), None)
+        if duplicate is not None:
+            raise self.error(
+                key, f"two steps give the checkpoint {duplicate!r}: use different shares"
+            )
+        return tuple(steps), tuple(flat)
 
     def checkpoints(self, value: Any, key: tuple[PathPart, ...]) -> tuple[Checkpoint, ...]:
         offsets: list[tuple[str, timedelta, tuple[PathPart, ...]]] = []
@@ -605,12 +663,15 @@ def plan_to_mapping(plan: Plan) -> dict[str, Any]:
 
     phases = []
     for phase in plan.phases:
-        entry: dict[str, Any] = {
-            "name": phase.name,
-            "traffic": phase.traffic,
-            "checkpoints": [c.name for c in phase.checkpoints],
-            "gate": [criterion_map(c) for c in phase.gate.criteria],
-        }
+        entry: dict[str, Any] = {"name": phase.name}
+        if phase.steps:
+            entry["steps"] = [
+                {"traffic": step.traffic, "checkpoints": list(step.names)} for step in phase.steps
+            ]
+        else:
+            entry["traffic"] = phase.traffic
+            entry["checkpoints"] = [c.name for c in phase.checkpoints]
+        entry["gate"] = [criterion_map(c) for c in phase.gate.criteria]
         if phase.gate.alpha != 0.01:
             entry["gate_alpha"] = phase.gate.alpha
         if phase.policy != plan.policy:

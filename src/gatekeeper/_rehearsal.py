@@ -60,7 +60,7 @@ def rehearsal(
     start = origin + plan.phase_offset(first.name)
     index = plan.phases.index(first)
     # The balancer is where the previous phase left it.
-    initial = plan.phases[index - 1].traffic if index > 0 else 0.0
+    initial = plan.phases[index - 1].final_traffic if index > 0 else 0.0
     sources: dict[str, MetricSource] = {
         name: ReplaySource(name, recording, origin) for name in plan.sources
     }

@@ -99,7 +99,8 @@ class Recording:
                 header = cells
                 missing = [c for c in ("at", "metric", "value") if c not in header]
                 unknown = [c for c in header if c not in _COLUMNS]
-                if missing or unknown:
+                # A repeated column would silently shadow the first in the row mapping.
+                if missing or unknown or len(set(header)) != len(header):
                     raise PlanError(
                         "the header must be 'at,metric,value' with an optional 'variant' "
                         f"column, got {','.join(header)!r}",

@@ -158,7 +158,8 @@ def test_shipped_recordings_load(name: str) -> None:
         "critical_incidents",
         "revenue_per_user",
     }
-    assert expected == recording.metrics()
+    # 'error_rate.numerator' and the like carry a ratio's counts for the statistical judge.
+    assert expected == {name.split(".")[0] for name in recording.metrics()}
 
 
 def test_shipped_recordings_say_what_they_claim() -> None:
@@ -186,6 +187,12 @@ def test_shipped_recordings_say_what_they_claim() -> None:
             1,
             "the header must be 'at,metric,value' with an optional 'variant' column, "
             "got 'at,metric,value,colour'",
+        ),
+        (
+            "at,metric,value,value\n",
+            1,
+            "the header must be 'at,metric,value' with an optional 'variant' column, "
+            "got 'at,metric,value,value'",
         ),
         (
             "at,metric,value\n0,m,1\n5x,m,2\n",

@@ -154,6 +154,13 @@ class _Parser:
                 )
             self.pos += 1
             return Quantity(value=value, unit=token.text)
+        if token is not None and token.kind == "name" and token.text in QUANTITY_UNITS:
+            # "200 ms": say how to write it rather than a bare "unexpected 'ms'".
+            raise GrammarError(
+                f"write the unit next to the number: '{number.text}{token.text}'",
+                self.text,
+                token.column,
+            )
         return Quantity(value=value)
 
     def parse(self) -> Parsed:
@@ -223,12 +230,13 @@ class _Parser:
                 self.text,
                 token.column if token else len(self.text) + 1,
             )
+        start = self.peek()
         tolerance = self.quantity()
         if tolerance.unit != "%":
             raise GrammarError(
                 "a stability tolerance is a percentage (e.g. 'within 10%')",
                 self.text,
-                len(self.text),
+                start.column if start else len(self.text) + 1,  # the tolerance, not the end
             )
         window: timedelta | None = None
         if self.keyword("over"):

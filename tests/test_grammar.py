@@ -159,6 +159,7 @@ def test_every_form_parses(text: str, expected: Parsed) -> None:
     [
         ("eror_rate <", "expected a number, got the end", 12),
         ("x < 5 kb", "unexpected 'kb'", 7),
+        ("latency < 200 ms", "write the unit next to the number: '200ms'", 15),
         ("x < 5kb", "unknown unit 'kb' (known: %, ms, s)", 6),
         ("x << 3", "expected a number, got '<'", 4),
         ("baseline < 3", "expected a metric name, got the keyword 'baseline'", 1),
@@ -191,11 +192,18 @@ def test_errors_carry_the_column(text: str, message: str, column: int) -> None:
     assert (message, column) == (info.value.message, info.value.column)
 
 
-def test_stable_tolerance_must_be_a_percentage() -> None:
-    """'within 5' without % is refused: a drift tolerance is relative."""
+@pytest.mark.parametrize(
+    ("text", "column"),
+    [("x stable within 5", 17), ("x stable within 5ms over 1h", 17)],
+)
+def test_stable_tolerance_must_be_a_percentage(text: str, column: int) -> None:
+    """'within 5' without % is refused at the tolerance: a drift tolerance is relative."""
     with pytest.raises(GrammarError) as info:
-        parse_criterion("x stable within 5")
-    assert info.value.message == "a stability tolerance is a percentage (e.g. 'within 10%')"
+        parse_criterion(text)
+    assert ("a stability tolerance is a percentage (e.g. 'within 10%')", column) == (
+        info.value.message,
+        info.value.column,
+    )
 
 
 @pytest.mark.parametrize(

@@ -320,7 +320,8 @@ def _summary(times: Array, horizon: float) -> tuple[float, str, str]:
     rate = float(detected.mean())
 
     def fmt(q: float) -> str:
-        value = float(np.quantile(np.where(detected, times, np.inf), q))
+        with np.errstate(invalid="ignore"):  # inf - inf when the quantile is undetected
+            value = float(np.quantile(np.where(detected, times, np.inf), q))
         if not math.isfinite(value) or value > horizon:
             return f">{horizon / 3600:.0f}h" if horizon >= 3600 else f">{horizon / 60:.0f}m"
         return f"{value / 60:.1f}m" if value < 3600 else f"{value / 3600:.2f}h"

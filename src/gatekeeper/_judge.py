@@ -252,6 +252,7 @@ class JudgeResult:
             "n_baseline": self.n_baseline,
             "looks": self.looks,
             "decided_after_s": self.decided_after_s,
+            "collecting": self.collecting,
         }
 
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from gatekeeper._units import format_duration, format_number, format_quantity, parse_duration
 from strategies import duration_texts, durations
@@ -108,6 +109,30 @@ def test_format_duration_spellings(delta: timedelta, expected: str) -> None:
 def test_format_quantity(value: float, unit: str, expected: str) -> None:
     """A base value shown in the unit a criterion was written with, without float noise."""
     assert expected == format_quantity(value, unit)
+
+
+@given(
+    st.floats(allow_nan=False, allow_infinity=False, min_value=-1e300, max_value=1e300).filter(bool)
+)
+def test_format_number_keeps_the_value(value: float) -> None:
+    """A non-zero number never reads as 0 and reads back within six significant digits."""
+    text = format_number(value)
+    assert text not in ("0", "-0")
+    assert float(text) == pytest.approx(value, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1e-9, "0.000000001"),
+        (1.234567e-5, "0.0000123457"),
+        (-2.5e-7, "-0.00000025"),
+        (1e-25, "1e-25"),
+    ],
+)
+def test_tiny_numbers_keep_their_digits(value: float, expected: str) -> None:
+    """Tiny values (an error rate of 1e-9) keep six significant digits without an exponent."""
+    assert expected == format_number(value)
 
 
 def test_format_number_has_no_float_noise() -> None:

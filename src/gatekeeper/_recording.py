@@ -92,7 +92,7 @@ class Recording:
         rows: list[tuple[float, str, str, float | None]] = []
         for row in reader:
             line = reader.line_num
-            if not row or (len(row) == 1 and not row[0].strip()) or row[0].startswith("#"):
+            if not row or (len(row) == 1 and not row[0].strip()) or row[0].lstrip().startswith("#"):
                 continue
             cells = [cell.strip() for cell in row]
             if header is None:

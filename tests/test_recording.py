@@ -117,6 +117,12 @@ def test_metrics_and_window(recording: Recording) -> None:
     assert [] == recording.window("nothing", timedelta(0), timedelta(hours=1))
 
 
+def test_indented_comments_and_blank_lines_are_skipped() -> None:
+    """'  # note' is a comment wherever it is indented, before or after the header."""
+    recording = Recording.parse("  # about\nat,metric,value\n   # later\n\n0,m,1\n")
+    assert (1.0, None) == recording.value("m", timedelta(0))
+
+
 def test_without_a_variant_column() -> None:
     """The variant column is optional: every row is the canary's."""
     recording = Recording.parse("at,metric,value\n0,m,1\n10m,m,2\n")

@@ -7,7 +7,17 @@ from datetime import timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gatekeeper._model import Action, OnFail, OnInconclusive, Outcome, Policy
+from gatekeeper._model import (
+    Action,
+    Criterion,
+    Kind,
+    OnFail,
+    OnInconclusive,
+    Outcome,
+    Policy,
+    Verdict,
+    gate_outcome,
+)
 from gatekeeper._policy import PolicyState, decide
 from strategies import T0, outcomes, policies
 
@@ -182,3 +192,24 @@ def test_collecting_changes_nothing_else(
         return
     plain, after_plain = decide(policy, state, outcome, last=last, now=T0)
     assert (plain, after_plain) == (collecting, after_collecting)
+
+
+_CRITERION = Criterion(text="m < 1", kind=Kind.THRESHOLD, metric="m", op="<", bound=1.0)
+
+
+@given(policies, states, st.lists(outcomes, max_size=8), st.booleans(), st.booleans())
+def test_a_gate_with_any_non_pass_never_advances(
+    policy: Policy, state: PolicyState, criteria: list[Outcome], last: bool, collecting: bool
+) -> None:
+    """A gate with any FAIL or INCONCLUSIVE criterion (or none at all) never yields ADVANCE;
+    FAIL wins over INCONCLUSIVE; only a gate whose every criterion passed advances."""
+    verdicts = [Verdict(criterion=_CRITERION, outcome=o, reason="r") for o in criteria]
+    outcome = gate_outcome(verdicts)
+    if Outcome.FAIL in criteria:
+        assert Outcome.FAIL == outcome
+    elif Outcome.INCONCLUSIVE in criteria or not criteria:
+        assert Outcome.INCONCLUSIVE == outcome
+    else:
+        assert Outcome.PASS == outcome
+    decision, _ = decide(policy, state, outcome, last=last, now=T0, collecting=collecting)
+    assert (decision.action is Action.ADVANCE) == (outcome is Outcome.PASS and last)

@@ -24,9 +24,14 @@ def _split_dotted(name: str) -> list[str]:
     return [p[1:-1] if p[:1] in "\"'" else p for p in parts]
 
 
-def _strip_comment(line: str) -> str:
+def _scan(line: str, quote: str = "") -> tuple[str, str]:
+    """The line without its comment, and the quote still open at its end.
+
+    ``quote`` is the string open when the line starts: a multi-line string
+    (triple quotes toggle three times, so they leave the string open) carries
+    over, and a '#' inside it is text, not a comment.
+    """
     out = []
-    quote = ""
     escaped = False
     for ch in line:
         if quote:
@@ -41,7 +46,7 @@ def _strip_comment(line: str) -> str:
         elif ch == "#":
             break
         out.append(ch)
-    return "".join(out)
+    return "".join(out), quote
 
 
 def format_path(path: Sequence[PathPart]) -> str:
@@ -84,11 +89,14 @@ def locate(text: str, path: Sequence[PathPart]) -> int | None:
             best_line, best_len = lineno, n
 
     index = 0
+    open_quote = ""
     while index < len(lines):
         lineno = index + 1
-        line = _strip_comment(lines[index]).strip()
+        inside = bool(open_quote)  # the line continues a multi-line string
+        code, open_quote = _scan(lines[index], open_quote)
+        line = code.strip()
         index += 1
-        if not line:
+        if inside or not line:
             continue
         header = _HEADER.match(line)
         if header and line.startswith("["):
@@ -120,9 +128,9 @@ def _array_element(lines: list[str], start: int, value: str, element: int) -> in
     count = -1
     depth = 0
     expecting = False
+    quote = ""  # carried across lines: an element may be a multi-line string
     for index in range(start, len(lines)):
-        text = value if index == start else _strip_comment(lines[index])
-        quote = ""
+        text = value if index == start else _scan(lines[index], quote)[0]
         escaped = False
         for ch in text:
             if quote:

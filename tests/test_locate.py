@@ -111,3 +111,42 @@ def test_first_element_on_the_opening_line() -> None:
 def test_format_path(path: tuple[PathPart, ...], text: str) -> None:
     """Key paths print the way errors show them."""
     assert text == format_path(path)
+
+
+MULTILINE = '''\
+[metrics.m]
+query = """
+sum(rate(http_requests_total{
+  source="x",   # not a comment
+  [bracket]
+}[5m]))
+"""
+source = "prom"
+
+[[phases]]
+name = "a"
+gate = [
+    """x < 1
+    and more""", "y < 2",
+    \'\'\'z < 3\'\'\',
+    "w < 4",
+]
+'''
+
+
+@pytest.mark.parametrize(
+    ("path", "line"),
+    [
+        (("metrics", "m", "source"), 8),
+        (("phases", 0), 10),
+        (("phases", 0, "name"), 11),
+        (("phases", 0, "gate", 0), 13),
+        (("phases", 0, "gate", 1), 14),
+        (("phases", 0, "gate", 2), 15),
+        (("phases", 0, "gate", 3), 16),
+    ],
+)
+def test_multi_line_strings(path: tuple[PathPart, ...], line: int) -> None:
+    """Lines inside a multi-line string (a PromQL query over lines) are text: a
+    'source="x"' or '[bracket]' there is neither a key nor a header."""
+    assert line == locate(MULTILINE, path)

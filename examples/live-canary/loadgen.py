@@ -73,8 +73,13 @@ def run(  # noqa: PLR0915 - workers are closures over one locked summary
     timeout: float = 2.0,
     report_every: float = 0.0,
     on_interval: Callable[[dict[str, float]], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> Summary:
-    """Send at most ``count`` GETs for at most ``duration`` seconds; count the answers."""
+    """Send at most ``count`` GETs for at most ``duration`` seconds; count the answers.
+
+    ``stop`` ends the run early when set (the demo stops the load once the rollout
+    is over; the count and duration bounds hold either way).
+    """
     if count < 0 or duration <= 0 or concurrency < 1:
         raise ValueError("count >= 0, duration > 0 and concurrency >= 1 are required")
     host, port, path = _target(url)
@@ -84,6 +89,7 @@ def run(  # noqa: PLR0915 - workers are closures over one locked summary
     deadline = start + duration
     interval: collections.Counter[str] = collections.Counter()
     next_report = [start + report_every] if report_every > 0 else [float("inf")]
+    stopped = stop or threading.Event()
 
     def flush(now: float) -> None:
         line: dict[str, float] = {"t": round(now - start, 2), **interval}
@@ -98,7 +104,7 @@ def run(  # noqa: PLR0915 - workers are closures over one locked summary
     def take_ticket() -> int | None:
         with lock:
             now = time.monotonic()
-            if summary.requests >= count or now >= deadline:
+            if summary.requests >= count or now >= deadline or stopped.is_set():
                 return None
             summary.requests += 1
             return summary.requests
@@ -127,8 +133,8 @@ def run(  # noqa: PLR0915 - workers are closures over one locked summary
                     due = start + ticket / rate
                     pause = due - time.monotonic()
                     if pause > 0:
-                        time.sleep(min(pause, max(deadline - time.monotonic(), 0)))
-                    if time.monotonic() >= deadline:
+                        stopped.wait(min(pause, max(deadline - time.monotonic(), 0)))
+                    if time.monotonic() >= deadline or stopped.is_set():
                         return
                 try:
                     conn.request("GET", path)

@@ -1,0 +1,387 @@
+"""The live canary demo: a real rollout through a real balancer, judged on real metrics.
+
+    python demo.py good [haproxy|nginx]    # the canary ends at 100 %: exit 0
+    python demo.py bad  [haproxy|nginx]    # errors start in the ramp: rolled back, exit 1
+
+Starts, on free 127.0.0.1 ports in a temp folder: the baseline and the canary
+(``app.py``), Alertmanager, Prometheus (scraping both apps every second, with one
+alerting rule for "critical"), HAProxy or nginx in front of the apps (all traffic on
+the baseline); then the bounded load generator; waits (polling) until Prometheus has
+scraped both apps twice; renders ``gates.toml`` (or ``gates-nginx.toml``) with the real
+ports and runs ``gatekeeper run`` on it with ``GATEKEEPER_APPROVE=ramp``, printing the
+timeline as it happens. ``bad`` raises the canary's error rate (``PUT /admin``) the
+moment the ramp starts. Afterwards it reads the split back from the balancer itself,
+sends a bounded burst and counts who answered, and stops everything, whatever happened.
+
+Exit code: gatekeeper's (0 advanced, 1 rolled back, 3 held), or 4 when the demo's
+own checks of the result failed (the balancer is not where the run says, or the
+canary still answered after a rollback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tomllib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # servers.py and loadgen.py sit next to this file
+    sys.path.insert(0, str(HERE))
+
+import loadgen  # noqa: E402 - found through the path set just above
+import servers  # noqa: E402 - same
+
+PLANS = {"haproxy": HERE / "gates.toml", "nginx": HERE / "gates-nginx.toml"}
+EXPECTED_EXIT = {"good": 0, "bad": 1}
+EXIT_CHECK_FAILED = 4
+
+_CHECKPOINT = re.compile(
+    r"\[\+[^\]]*\] (\S+) @ (\S+?)(?: \(re-check \d+\))?: (PASS|FAIL|INCONCLUSIVE)"
+)
+_PHASE = re.compile(r"▶ phase (\S+)")
+_RESULT = re.compile(r"^result: ([A-Z][A-Z ]*[A-Z])")
+
+
+def render_plan(text: str, values: Mapping[str, Mapping[str, str]]) -> str:
+    """Replace the string values of ``key = "..."`` lines inside the named tables
+    (``{"sources.prom": {"url": ...}}``); every key must be found exactly once, so an
+    edited plan fails loudly instead of running against the wrong server."""
+    lines = text.splitlines(keepends=True)
+    table: str | None = None
+    found: dict[tuple[str, str], int] = {}
+    for index, line in enumerate(lines):
+        header = re.match(r"\s*(\[\[?)\s*([^\[\]]+?)\s*\]\]?\s*(#.*)?$", line)
+        if header:
+            table = header.group(2) if header.group(1) == "[" else None
+            continue
+        if table not in values:
+            continue
+        assert table is not None
+        entry = re.match(r'(\s*)([A-Za-z_]+)(\s*=\s*)"[^"]*"(.*)$', line)
+        if entry and entry.group(2) in values[table]:
+            key = entry.group(2)
+            value = json.dumps(values[table][key])  # a TOML basic string
+            lines[index] = f"{entry.group(1)}{key}{entry.group(3)}{value}{entry.group(4)}\n"
+            found[table, key] = found.get((table, key), 0) + 1
+    wanted = [(t, k) for t, keys in values.items() for k in keys]
+    wrong = [f"[{t}] {k}" for t, k in wanted if found.get((t, k)) != 1]
+    if wrong:
+        raise ValueError(f"the plan must set each of these exactly once: {', '.join(wrong)}")
+    return "".join(lines)
+
+
+def plan_values(
+    backend: str,
+    prometheus: servers.Prometheus,
+    alertmanager: servers.Alertmanager,
+    balancer: servers.Balancer,
+) -> dict[str, dict[str, str]]:
+    """What the demo puts into the plan: the real URLs, socket, paths and addresses."""
+    values = {
+        "sources.prom": {"url": prometheus.url},
+        "sources.alerts": {"url": alertmanager.url},
+    }
+    if backend == "haproxy":
+        assert balancer.socket_path is not None
+        values["traffic"] = {"socket": str(balancer.socket_path)}
+    else:
+        assert balancer.include is not None and balancer.conf is not None
+        values["traffic"] = {
+            "include": str(balancer.include),
+            "conf": str(balancer.conf),
+            "prefix": str(balancer.directory),
+            "nginx": balancer.nginx,
+            "baseline": balancer.baseline.address,
+            "canary": balancer.canary.address,
+        }
+    return values
+
+
+@dataclass
+class DemoResult:
+    """What happened, for people (printed) and for tests (asserted)."""
+
+    mode: str
+    backend: str
+    exit_code: int | None = None  # gatekeeper's
+    outcome: str | None = None  # "ADVANCED", "ROLLED BACK", ... from the run's last line
+    rolled_back_at: tuple[str, str] | None = None  # (phase, checkpoint)
+    errors_started_in: str | None = None  # bad: the phase during which errors started
+    first_checkpoint: dict[str, str] = field(default_factory=dict)  # phase -> its first
+    split: float | None = None  # the canary's share read back from the balancer at the end
+    split_detail: str = ""
+    load: dict[str, object] = field(default_factory=dict)
+    canary_after_rollback: int | None = None  # load answers in intervals after it
+    burst: dict[str, int] = field(default_factory=dict)  # versions over the final burst
+    timings: dict[str, float] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def demo_exit_code(self) -> int:
+        if self.problems or self.exit_code is None:
+            return EXIT_CHECK_FAILED
+        return self.exit_code
+
+
+class Timeline:
+    """Lines stamped with the seconds since the demo started (thread-safe)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.start = time.monotonic()
+        self.lock = threading.Lock()
+
+    def now(self) -> float:
+        return time.monotonic() - self.start
+
+    def line(self, text: str) -> None:
+        with self.lock:
+            print(f"[{self.now():5.1f}s] {text}", file=self.out, flush=True)
+
+    def say(self, text: str) -> None:
+        self.line(f"» {text}")
+
+
+def run_demo(  # noqa: PLR0915 - one story, told in order
+    mode: str,
+    backend: str = "haproxy",
+    *,
+    out: TextIO | None = None,
+    rate: float = 100.0,
+    bad_phase: str = "ramp",
+    error_rate: float = 0.5,
+    burst: int = 300,
+    keep: bool = False,
+    run_timeout: float = 150.0,
+) -> DemoResult:
+    """Run the whole demo once; everything started here is stopped before it returns."""
+    if mode not in EXPECTED_EXIT or backend not in PLANS:
+        raise ValueError(f"mode good|bad and backend haproxy|nginx, got {mode!r} {backend!r}")
+    timeline = Timeline(out or sys.stdout)
+    result = DemoResult(mode=mode, backend=backend)
+    plan_text = PLANS[backend].read_text()
+    for phase in tomllib.loads(plan_text)["phases"]:
+        result.first_checkpoint[phase["name"]] = str(phase["checkpoints"][0])
+    root = Path(tempfile.mkdtemp(prefix="live-canary-"))
+    stop_load = threading.Event()
+    loads: list[loadgen.Summary] = []
+    load_thread: threading.Thread | None = None
+    gatekeeper: subprocess.Popen[str] | None = None
+    try:
+        with servers.Stack(root) as stack:
+            timeline.say(f"{mode} canary through {backend}; everything in {root}")
+            baseline = stack.app("baseline", wait=False)
+            canary = stack.app("canary", wait=False)
+            alertmanager = stack.alertmanager()
+            prometheus = stack.prometheus([baseline, canary], alertmanager)
+            stack.wait_app(baseline)
+            stack.wait_app(canary)
+            balancer = (
+                stack.haproxy(baseline, canary)
+                if backend == "haproxy"
+                else (stack.nginx(baseline, canary))
+            )
+            timeline.say(
+                f"baseline {baseline.url} · canary {canary.url} · {backend} {balancer.url} · "
+                f"prometheus {prometheus.url} · alertmanager {alertmanager.url}"
+            )
+            result.timings["servers_started"] = round(timeline.now(), 2)
+
+            load_started = timeline.now()
+            every = 2.0
+
+            def report(line: dict[str, float]) -> None:
+                answered = line["baseline"] + line["canary"]
+                share = 100.0 * line["canary"] / answered if answered else 0.0
+                timeline.line(
+                    f"· load: baseline {line['baseline']:g} · canary {line['canary']:g} "
+                    f"({share:.1f}%) · errors {line['errors']:g}"
+                )
+
+            def load() -> None:
+                loads.append(
+                    loadgen.run(
+                        balancer.url + "/",
+                        count=int(rate * run_timeout),
+                        duration=run_timeout,
+                        concurrency=4,
+                        rate=rate,
+                        report_every=every,
+                        on_interval=report,
+                        stop=stop_load,
+                    )
+                )
+
+            load_thread = threading.Thread(target=load, name="loadgen", daemon=True)
+            load_thread.start()
+            timeline.say(f"load generator: {rate:g} requests/s through {backend}")
+            prometheus.wait_scraped(2)
+            result.timings["prometheus_ready"] = round(timeline.now(), 2)
+            timeline.say("Prometheus has scraped both apps twice: rate() has data")
+
+            plan = root / PLANS[backend].name
+            plan.write_text(
+                render_plan(plan_text, plan_values(backend, prometheus, alertmanager, balancer))
+            )
+            env = {**os.environ, "GATEKEEPER_APPROVE": "ramp", "PYTHONUNBUFFERED": "1"}
+            env.pop("GATEKEEPER_REJECT", None)
+            timeline.say(f"GATEKEEPER_APPROVE=ramp gatekeeper run {plan}")
+            started = timeline.now()
+            gatekeeper = subprocess.Popen(
+                [sys.executable, "-m", "gatekeeper", "run", str(plan)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=env,
+                text=True,
+                encoding="utf-8",
+            )
+            watchdog = threading.Timer(run_timeout, gatekeeper.kill)
+            watchdog.start()
+            last: tuple[str, str] | None = None
+            rollback_time: float | None = None
+            assert gatekeeper.stdout is not None
+            try:
+                for raw in gatekeeper.stdout:
+                    text = raw.rstrip("\n")
+                    if text.strip():
+                        timeline.line(text)
+                    if (m := _PHASE.search(text)) is not None:
+                        if mode == "bad" and m.group(1) == bad_phase:
+                            answer = canary.set_behaviour(error_rate=error_rate)
+                            result.errors_started_in = bad_phase
+                            timeline.say(f"bad: the canary turns bad now ({answer})")
+                    elif (m := _CHECKPOINT.search(text)) is not None:
+                        last = (m.group(1), m.group(2))
+                    elif "→ ROLLBACK" in text:
+                        result.rolled_back_at = last
+                    elif "% → 0% confirmed" in text and rollback_time is None:
+                        rollback_time = timeline.now()
+                    elif (m := _RESULT.search(text)) is not None:
+                        result.outcome = m.group(1)
+                result.exit_code = gatekeeper.wait(timeout=30)
+            finally:
+                watchdog.cancel()
+            result.timings["gatekeeper_run"] = round(timeline.now() - started, 2)
+            timeline.say(f"gatekeeper exited {result.exit_code} ({result.outcome})")
+
+            result.split, result.split_detail = balancer.read_split()
+            timeline.say(f"the balancer now: canary {result.split:g}% ({result.split_detail})")
+            stop_load.set()
+            load_thread.join(timeout=10)
+            if loads:
+                summary = loads[0]
+                result.load = summary.as_dict()
+                timeline.say(f"load generator: {summary.text()}")
+                if rollback_time is not None:
+                    after = [
+                        line
+                        for line in summary.intervals
+                        if load_started + line["t"] - every >= rollback_time
+                    ]
+                    result.canary_after_rollback = int(sum(line["canary"] for line in after))
+                    timeline.say(
+                        f"after the rollback: {len(after)} load intervals, "
+                        f"{result.canary_after_rollback} canary answers"
+                    )
+            final = loadgen.run(balancer.url + "/", count=burst, duration=20, concurrency=2)
+            result.burst = dict(final.versions)
+            timeline.say(f"a last burst: {final.text()}")
+            _check(result, burst)
+            result.timings["total"] = round(timeline.now(), 2)
+    finally:
+        stop_load.set()
+        if gatekeeper is not None and gatekeeper.poll() is None:
+            gatekeeper.terminate()  # gatekeeper journals the interruption
+            try:
+                gatekeeper.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                gatekeeper.kill()
+                gatekeeper.wait(timeout=10)
+        if load_thread is not None:
+            load_thread.join(timeout=10)
+        if keep:
+            timeline.say(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    timeline.say("stopped everything")
+    for problem in result.problems:
+        timeline.say(f"CHECK FAILED: {problem}")
+    timeline.say(
+        f"{mode} through {backend}: exit {result.demo_exit_code} · "
+        + " · ".join(f"{k} {v:g}s" for k, v in result.timings.items())
+    )
+    return result
+
+
+def _check(result: DemoResult, burst: int) -> None:
+    """What the demo promises, checked against the balancer and the load, not the log."""
+    problems = result.problems
+    canary = result.burst.get("canary", 0)
+    if result.exit_code != EXPECTED_EXIT[result.mode]:
+        problems.append(f"gatekeeper exited {result.exit_code}, not {EXPECTED_EXIT[result.mode]}")
+    if result.mode == "good":
+        if result.split != 100.0:
+            problems.append(f"the balancer sends {result.split}% to the canary, not 100%")
+        if canary != burst:
+            problems.append(f"{canary} of {burst} burst requests reached the canary, not all")
+        return
+    wanted = (result.errors_started_in, result.first_checkpoint.get(result.errors_started_in or ""))
+    if result.rolled_back_at != wanted:
+        problems.append(f"rolled back at {result.rolled_back_at}, not at {wanted}")
+    if result.split != 0.0:
+        problems.append(f"the balancer sends {result.split}% to the canary, not 0%")
+    if canary or result.canary_after_rollback:
+        problems.append(
+            f"the canary answered after the rollback: {result.canary_after_rollback} during "
+            f"the load, {canary} in the last burst"
+        )
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # so the finally blocks stop every server
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("mode", choices=sorted(EXPECTED_EXIT))
+    parser.add_argument("backend", nargs="?", default="haproxy", choices=sorted(PLANS))
+    parser.add_argument("--rate", type=float, default=100.0, help="load, requests/s")
+    parser.add_argument("--error-rate", type=float, default=0.5, help="bad: the canary's")
+    parser.add_argument("--bad-phase", default="ramp", help="bad: errors start with this phase")
+    parser.add_argument("--keep", action="store_true", help="keep the temp folder (logs)")
+    parser.add_argument("--json", type=Path, help="also write the result here as JSON")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
+    result = run_demo(
+        args.mode,
+        args.backend,
+        rate=args.rate,
+        error_rate=args.error_rate,
+        bad_phase=args.bad_phase,
+        keep=args.keep,
+    )
+    if args.json is not None:
+        data = {**asdict(result), "demo_exit_code": result.demo_exit_code}
+        args.json.write_text(json.dumps(data, indent=2) + "\n")
+    with contextlib.suppress(BrokenPipeError):
+        sys.stdout.flush()
+    return result.demo_exit_code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

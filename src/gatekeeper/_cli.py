@@ -24,8 +24,10 @@ from ._engine import Rollout, build_sources, plugin_context
 from ._model import GateResult, Outcome, Plan, RunResult
 from ._planfile import load_plan
 from ._plugins import Plugins, default_plugins
+from ._protocols import Event
 from ._rehearsal import rehearsal
 from ._report import ConsoleReporter
+from ._status import describe_run, find_run, format_event, open_plan_store
 from .exceptions import GatekeeperError, PlanError
 
 EXIT_USAGE = 2
@@ -72,12 +74,65 @@ def _parser() -> argparse.ArgumentParser:
         "--judge-only", action="store_true", help="judge the gates, never change traffic"
     )
     p.add_argument("-q", "--quiet", action="store_true", help="show only what did not pass")
+    _store_option(p)
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="abandon an unfinished run of an edited plan and start a new one",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="run a phase even though the phase before it has not advanced",
+    )
+    p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="do not wait for an approval nobody gave yet: stop held (exit 3)",
+    )
+
+    p = commands.add_parser("status", help="where runs are and what they wait for")
+    p.add_argument("run", nargs="?", help="a run id (or a unique prefix); default: every run")
+    _plan_option(p)
+
+    p = commands.add_parser("history", help="a run's whole journal")
+    p.add_argument("run")
+    _plan_option(p)
+    p.add_argument("--json", action="store_true", help="one JSON object per event")
+
+    for name, verb in (("approve", "give"), ("reject", "refuse")):
+        p = commands.add_parser(name, help=f"{verb} a phase's go/no-go, recorded in the journal")
+        p.add_argument("run")
+        p.add_argument("--phase", help="default: the phase waiting for approval")
+        p.add_argument("--by", required=True, help="who decides (recorded)")
+        p.add_argument("--reason", default="", help="why (recorded)")
+        _plan_option(p)
+
+    p = commands.add_parser("rollback", help="send all traffic back to the baseline for a run")
+    p.add_argument("run")
+    _plan_option(p)
+    p.add_argument("--reason", default="rolled back by hand")
 
     p = commands.add_parser("check", help="judge one phase's gate once, now; change nothing")
     p.add_argument("plan", type=Path)
     p.add_argument("--phase", required=True)
     p.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     return parser
+
+
+def _store_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--store",
+        help="the journal: a SQLite path or postgresql:// URL (default: $GATEKEEPER_STORE, "
+        "else PLAN's name with .journal.sqlite3 next to it)",
+    )
+
+
+def _plan_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--plan", type=Path, default=Path("gates.toml"), help="the plan (default: gates.toml)"
+    )
+    _store_option(p)
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
@@ -96,6 +151,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
             return _run(args, out)
         if args.command == "check":
             return _check(args, out)
+        if args.command in ("status", "history", "approve", "reject", "rollback"):
+            return _journal_command(args, out)
     except PlanError as exc:
         print(f"gatekeeper: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -184,9 +241,125 @@ def _backtest(plan: Plan, since: str, phases: Sequence[str] | None, plugins: Plu
 def _run(args: argparse.Namespace, out: TextIO) -> int:
     plan = load_plan(args.plan)
     plugins = _plugins(out, args.quiet)
-    rollout = Rollout(plan, plugins=plugins, judge_only=args.judge_only)
-    result = _drive(rollout, args.phase)
+    store = open_plan_store(plan, args.store)
+    try:
+        rollout = Rollout(
+            plan,
+            plugins=plugins,
+            judge_only=args.judge_only,
+            store=store,
+            restart=args.restart,
+            force=args.force,
+            wait_for_approval=not args.no_wait,
+        )
+        result = _drive(rollout, args.phase)
+    finally:
+        _close(store)
     return result.exit_code
+
+
+def _close(store: Any) -> None:
+    closer = getattr(store, "close", None)
+    if closer is not None:
+        closer()
+
+
+def _journal_command(args: argparse.Namespace, out: TextIO) -> int:
+    plan = load_plan(args.plan)
+    store = open_plan_store(plan, args.store)
+    try:
+        if args.command == "status":
+            runs = [find_run(store, args.run)] if args.run else list(store.runs())
+            if not runs:
+                print("no runs in the journal", file=out)
+            for info in runs:
+                print("\n".join(describe_run(info, store.events(info.run_id))), file=out)
+            return 0
+        info = find_run(store, args.run)
+        if args.command == "history":
+            for event in store.events(info.run_id):
+                if args.json:
+                    print(json.dumps(_event_json(event), sort_keys=True), file=out)
+                else:
+                    print(format_event(event), file=out)
+            return 0
+        if args.command in ("approve", "reject"):
+            return _answer(args, store, plan, info.run_id, out)
+        return _rollback(args, store, plan, info.run_id, out)
+    finally:
+        _close(store)
+
+
+def _event_json(event: Event) -> dict[str, Any]:
+    return {
+        "seq": event.seq,
+        "at": event.at.isoformat(),
+        "kind": event.kind,
+        "phase": event.phase,
+        "checkpoint": event.checkpoint,
+        "data": dict(event.data),
+    }
+
+
+def _answer(args: argparse.Namespace, store: Any, plan: Plan, run_id: str, out: TextIO) -> int:
+    """Record a go/no-go in the run's journal; the runner polls for it."""
+    phase = args.phase
+    if phase is None:
+        asked = [e.phase for e in store.events(run_id) if e.kind == "approval_requested"]
+        if not asked:
+            raise PlanError(f"run {run_id} has not asked for an approval: name the --phase")
+        phase = asked[-1]
+    plan.phase(phase)  # an unknown phase lists the known ones
+    kind = "approval_given" if args.command == "approve" else "approval_rejected"
+    store.append(
+        run_id,
+        Event(
+            kind=kind,
+            at=datetime.now(UTC),
+            phase=phase,
+            data={"by": args.by, "reason": args.reason or f"gatekeeper {args.command}"},
+        ),
+    )
+    verb = "approved" if args.command == "approve" else "rejected"
+    print(f"run {run_id}: {phase} {verb} by {args.by}", file=out)
+    return 0
+
+
+def _rollback(args: argparse.Namespace, store: Any, plan: Plan, run_id: str, out: TextIO) -> int:
+    """Canary to 0 % through the plan's backend, journaled in the run; the run ends."""
+    from ._engine import build_traffic, call  # noqa: PLC0415
+
+    acquire = getattr(store, "acquire", None)
+    lease = acquire(run_id) if acquire is not None else None
+    try:
+        backend = build_traffic(plan, default_plugins(), plugin_context(plan))
+        now = datetime.now(UTC)
+        store.append(
+            run_id, Event(kind="traffic_intent", at=now, data={"canary": 0.0, "why": args.reason})
+        )
+        split = asyncio.run(call(backend.set_split, 0.0))
+        store.append(
+            run_id,
+            Event(
+                kind="traffic_confirmed",
+                at=datetime.now(UTC),
+                data={"canary": split.canary, "detail": split.detail},
+            ),
+        )
+        store.append(
+            run_id,
+            Event(
+                kind="run_ended",
+                at=datetime.now(UTC),
+                data={"outcome": "rolled back", "reason": args.reason},
+            ),
+        )
+        store.set_status(run_id, "rolled back")
+    finally:
+        if lease is not None:
+            lease.release()
+    print(f"run {run_id}: rolled back, canary at {split.canary:g}%", file=out)
+    return 0
 
 
 def _check(args: argparse.Namespace, out: TextIO) -> int:

@@ -9,6 +9,7 @@ Async at the core; :meth:`Rollout.run_sync` and the module functions in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import math
 import os
@@ -53,6 +54,7 @@ from ._planfile import plan_error
 from ._plugins import Plugins, RunInfoView, default_plugins
 from ._policy import PolicyState, decide
 from ._protocols import Clock, Event, MetricSource, PluginContext, Store, TrafficBackend
+from ._resume import CheckpointProgress, Journal, replay
 from ._store import MemoryStore
 from ._units import format_duration
 from .exceptions import ConfigError, GatekeeperError, PlanError, TrafficError
@@ -63,6 +65,7 @@ T = TypeVar("T")
 
 DEFAULT_QUERY_TIMEOUT = timedelta(seconds=30)
 DEFAULT_CHECK_WINDOW = timedelta(minutes=5)
+APPROVAL_POLL = timedelta(seconds=5)
 
 
 async def call(func: Callable[..., T | Awaitable[T]], *args: Any) -> T:
@@ -214,8 +217,21 @@ class Rollout:
         rehearsal: bool = False,
         origin: datetime | None = None,
         query_timeout: timedelta = DEFAULT_QUERY_TIMEOUT,
+        resume: bool = True,
+        restart: bool = False,
+        force: bool = False,
+        wait_for_approval: bool = False,
+        lease_wait: timedelta | None = None,
     ) -> None:
         self.plan = plan
+        self.resume = resume
+        self.restart = restart
+        self.force = force
+        self.wait_for_approval = wait_for_approval
+        self.lease_wait = lease_wait
+        self.journal_state: Journal | None = None
+        self._lease: Any = None
+        self._renewer: asyncio.Task[None] | None = None
         self.plugins = plugins or default_plugins()
         context = plugin_context(plan, env)
         self._owned: list[object] = []
@@ -253,7 +269,9 @@ class Rollout:
             await self.start(selected)
             with self._span("gatekeeper.run", {"gatekeeper.plan": self.plan.name}):
                 for phase in selected:
-                    state = await self.begin_phase(phase)
+                    if self.journal_state is not None and self.journal_state.advanced(phase.name):
+                        continue  # advanced before the run was interrupted
+                    state = self.resumed_phase(phase) or await self.begin_phase(phase)
                     if state.decision is None:
                         for checkpoint in phase.checkpoints:
                             results = await self.judge_checkpoint(state, checkpoint)
@@ -290,12 +308,23 @@ class Rollout:
     # -- steps --------------------------------------------------------------------
 
     async def start(self, phases: Sequence[Phase] | None = None) -> str:
-        """Open the run in the journal, read the balancer, record pre-run values."""
+        """Open the run in the journal, read the balancer, record pre-run values.
+
+        An unfinished run of the same plan in the store is resumed instead (unless
+        ``resume=False``): same run id, the traffic checked against the journal
+        first, the phase in progress carried on. A plan edited since that run
+        started is refused unless ``restart=True``, which abandons the old run.
+        """
+        selected = list(phases or self.plan.phases)
+        if self.resume and await self._resume(selected):
+            return self.run_id
+        self._check_previous_phase(selected)
         now = self.clock.now()
         self.started_at = now
         self.run_id = self.store.create_run(
             plan=self.plan.name, plan_digest=self.plan.digest, started_at=now
         )
+        self._take_lease()
         self._info = RunInfoView(
             run_id=self.run_id,
             plan=self.plan,
@@ -320,6 +349,155 @@ class Rollout:
             self.journal("traffic_read", data={"canary": self.confirmed.canary})
         await self._record_prerun(phases or self.plan.phases)
         return self.run_id
+
+    async def _resume(self, phases: Sequence[Phase]) -> bool:
+        unfinished = getattr(self.store, "unfinished_runs", None)
+        if unfinished is None:
+            return False
+        runs = [r for r in unfinished(self.plan.name) if r.status not in ("restarted",)]
+        if not runs:
+            return False
+        previous = runs[-1]
+        if previous.plan_digest != self.plan.digest:
+            if not self.restart:
+                raise GatekeeperError(
+                    f"run {previous.run_id} of plan {self.plan.name!r} is unfinished "
+                    f"({previous.status}) and the plan changed since it started: finish it "
+                    "with the plan it started with, roll it back "
+                    f"(gatekeeper rollback {previous.run_id}), or start over with --restart"
+                )
+            self.store.append(
+                previous.run_id,
+                Event(
+                    kind="abandoned",
+                    at=self.clock.now(),
+                    data={"reason": "restarted with an edited plan"},
+                ),
+            )
+            self.store.set_status(previous.run_id, "restarted")
+            return False
+        self.run_id = previous.run_id
+        self._take_lease()
+        journal = replay(self.plan, self.run_id, self.store.events(self.run_id))
+        self.journal_state = journal
+        self.started_at = journal.started_at or previous.started_at
+        advance = getattr(self.clock, "advance_to", None)
+        if advance is not None and journal.last_at is not None:
+            advance(journal.last_at)  # a simulated clock never goes back before the journal
+        self.prerun = dict(journal.prerun)
+        self._info = RunInfoView(
+            run_id=self.run_id,
+            plan=self.plan,
+            clock=self.clock,
+            started_at=self.started_at,
+            rehearsal=self.rehearsal,
+            judge_only=self.judge_only,
+            resumed=True,
+        )
+        self.store.set_status(self.run_id, "running")
+        self.journal(
+            "resumed", data={"status": previous.status, "phases": [p.name for p in phases]}
+        )
+        self.plugins.run_started(self.info)
+        await self._reconcile_traffic(journal)
+        self._check_previous_phase(phases)
+        return True
+
+    async def _reconcile_traffic(self, journal: Journal) -> None:
+        """Before anything else on resume: the balancer must do what the journal last
+        confirmed; an intent that was never confirmed is finished (set again: a
+        no-op when it had been applied)."""
+        if self.traffic is None or self.judge_only:
+            return
+        actual = await call(self.traffic.get_split)
+        self.confirmed = actual
+        wanted = journal.pending_intent if journal.pending_intent is not None else journal.confirmed
+        if wanted is None:
+            self.journal("traffic_read", data={"canary": actual.canary})
+            return
+        if journal.pending_intent is None and _same_share(actual.canary, wanted):
+            self.journal("traffic_read", data={"canary": actual.canary})
+            return
+        why = (
+            f"finishing the unconfirmed change to {wanted:g}%"
+            if journal.pending_intent is not None
+            else f"the balancer reports {actual.canary:g}%, the journal {wanted:g}%"
+        )
+        self.journal(
+            "traffic_reconcile", data={"found": actual.canary, "wanted": wanted, "why": why}
+        )
+        await self.set_traffic(None, wanted, why)
+
+    def _check_previous_phase(self, phases: Sequence[Phase]) -> None:
+        """Running a later phase on its own needs the phase before it advanced in the
+        journal (of this run or an earlier run of the same plan), unless forced."""
+        if self.force or self.rehearsal or not phases:
+            return
+        index = self.plan.phases.index(phases[0])
+        if index == 0:
+            return
+        before = self.plan.phases[index - 1].name
+        if self.journal_state is not None and self.journal_state.advanced(before):
+            return
+        for info in reversed(self.store.runs()):
+            if info.plan != self.plan.name or info.plan_digest != self.plan.digest:
+                continue
+            if replay(self.plan, info.run_id, self.store.events(info.run_id)).advanced(before):
+                return
+        raise GatekeeperError(
+            f"phase {phases[0].name!r} follows {before!r}, which has not advanced in the "
+            f"journal; run {before!r} first, or pass --force to judge "
+            f"{phases[0].name!r} anyway"
+        )
+
+    def _take_lease(self) -> None:
+        acquire = getattr(self.store, "acquire", None)
+        if acquire is None:
+            return
+        self._lease = acquire(self.run_id, wait=self.lease_wait)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._renewer = loop.create_task(self._renew_lease())
+
+    async def _renew_lease(self) -> None:
+        """Keep the lease while the run lives (every third of its duration)."""
+        lease = self._lease
+        period = max((lease.expires_at - _wall_now()).total_seconds() / 3, 0.5)
+        while True:
+            await asyncio.sleep(period)
+            await asyncio.to_thread(lease.renew)
+
+    def resumed_phase(self, phase: Phase) -> PhaseState | None:
+        """The phase in progress when the run stopped, rebuilt from the journal."""
+        journal = self.journal_state
+        if journal is None or phase.name not in journal.progress:
+            return None
+        progress = journal.progress[phase.name]
+        if progress.ended is not None and progress.ended.action is not Action.HOLD:
+            return None
+        state = PhaseState(
+            phase=phase,
+            started_at=progress.started_at,
+            policy=progress.policy if progress.ended is None else PolicyState(),
+            traffic=progress.traffic,
+        )
+        from . import _judge as judge  # noqa: PLC0415
+
+        for index, criterion in enumerate(phase.gate.criteria):
+            saved = progress.judges.get(criterion.text)
+            if saved is not None:
+                state.judges[index] = judge.state_from_dict(saved)
+        for cp in phase.checkpoints:
+            done = progress.checkpoints.get(cp.name)
+            if done is not None:
+                state.results.extend(done.results)
+        if progress.ended is not None:
+            # Held for a person, who now runs it again: carry on with fresh counters.
+            self.journal("hold_released", phase=phase.name, data={"reason": progress.ended.reason})
+            journal.progress[phase.name].ended = None
+        return state
 
     @property
     def info(self) -> RunInfoView:
@@ -362,7 +540,8 @@ class Rollout:
                     await self.rollback(phase, why)
                 else:
                     how = (
-                        f"approve with GATEKEEPER_APPROVE={phase.name}"
+                        f"approve with 'gatekeeper approve {self.run_id} --phase {phase.name} "
+                        f"--by NAME' and run again (in CI: GATEKEEPER_APPROVE={phase.name})"
                         if not self.rehearsal
                         else "the recording withholds it"
                     )
@@ -384,8 +563,22 @@ class Rollout:
         return state
 
     async def _approve(self, phase: Phase) -> ApprovalAnswer:
+        """Ask for the phase's go/no-go. Answers come from the journal (``gatekeeper
+        approve`` / ``reject``) or the approver (environment, file, recording).
+        Waiting holds traffic where it is."""
         assert phase.approval is not None
-        self.journal("approval_requested", phase=phase.name, data={"prompt": phase.approval.prompt})
+        journal = self.journal_state
+        if journal is not None and journal.approvals.get(phase.name, ("", ""))[0] == "given":
+            answer = ApprovalAnswer(
+                state=ApprovalState.GIVEN,
+                by=journal.approvals[phase.name][1],
+                reason="recorded in the journal",
+            )
+            self.plugins.approval_answered(self.info, phase, answer)
+            return answer
+        asked = self.journal(
+            "approval_requested", phase=phase.name, data={"prompt": phase.approval.prompt}
+        )
         self.plugins.approval_requested(self.info, phase)
         deadline = (
             self.clock.now() + phase.approval.timeout
@@ -394,35 +587,63 @@ class Rollout:
         )
         while True:
             now = self.clock.now()
-            request = ApprovalRequest(
-                run_id=self.run_id,
-                plan=self.plan.name,
-                phase=phase.name,
-                prompt=phase.approval.prompt,
-                at=now,
-                offset_in_run=self._offset_in_run(now).total_seconds(),
-            )
-            answer = await call(self.approver.check, request)
+            journaled = self._journaled_approval(phase, after=asked)
+            if journaled is not None:
+                answer = journaled
+            else:
+                request = ApprovalRequest(
+                    run_id=self.run_id,
+                    plan=self.plan.name,
+                    phase=phase.name,
+                    prompt=phase.approval.prompt,
+                    at=now,
+                    offset_in_run=self._offset_in_run(now).total_seconds(),
+                )
+                answer = await call(self.approver.check, request)
+                if answer.state is not ApprovalState.PENDING:
+                    kind = (
+                        "approval_given"
+                        if answer.state is ApprovalState.GIVEN
+                        else "approval_rejected"
+                    )
+                    self.journal(
+                        kind, phase=phase.name, data={"by": answer.by, "reason": answer.reason}
+                    )
             if answer.state is not ApprovalState.PENDING:
-                kind = (
-                    "approval_given" if answer.state is ApprovalState.GIVEN else "approval_rejected"
-                )
-                self.journal(
-                    kind, phase=phase.name, data={"by": answer.by, "reason": answer.reason}
-                )
                 self.plugins.approval_answered(self.info, phase, answer)
                 return answer
-            if deadline is None or now >= deadline:
+            waiting = self.wait_for_approval or deadline is not None
+            if not waiting or (deadline is not None and now >= deadline):
                 self.journal("approval_pending", phase=phase.name, data={"reason": answer.reason})
                 self.plugins.approval_answered(self.info, phase, answer)
                 return answer
-            await self.clock.sleep_until(min(deadline, now + timedelta(seconds=15)))
+            step = now + APPROVAL_POLL
+            await self.clock.sleep_until(step if deadline is None else min(deadline, step))
+
+    def _journaled_approval(self, phase: Phase, *, after: int) -> ApprovalAnswer | None:
+        """An answer someone wrote into the journal after the request (the CLI's
+        ``approve`` / ``reject``), or ``None``."""
+        for event in self.store.events(self.run_id):
+            if event.seq <= after or event.phase != phase.name:
+                continue
+            if event.kind in ("approval_given", "approval_rejected"):
+                state = (
+                    ApprovalState.GIVEN
+                    if event.kind == "approval_given"
+                    else ApprovalState.REJECTED
+                )
+                return ApprovalAnswer(
+                    state=state,
+                    by=str(event.data.get("by", "")),
+                    reason=str(event.data.get("reason", "") or "from the journal"),
+                )
+        return None
 
     def _offset_in_run(self, now: datetime) -> timedelta:
         origin = self.origin or self.started_at or now
         return now - origin
 
-    async def judge_checkpoint(
+    async def judge_checkpoint(  # noqa: PLR0915 - wait, judge, decide, journal: one loop
         self, state: PhaseState, checkpoint: Checkpoint
     ) -> list[CheckpointResult]:
         """Wait for the checkpoint, judge it, decide; re-check while the policy holds.
@@ -436,6 +657,21 @@ class Rollout:
         due = state.started_at + checkpoint.offset
         results: list[CheckpointResult] = []
         attempt = 0
+        journaled = self._journaled(phase, checkpoint)
+        orphan = None
+        if journaled is not None:
+            results = list(journaled.results)
+            if journaled.settled:
+                decision = results[-1].decision
+                if decision.final:
+                    state.decision = decision
+                return results  # judged before the run was interrupted: never again
+            if results:
+                attempt = results[-1].result.attempt
+                recheck = results[-1].decision.recheck_at
+                assert recheck is not None
+                due = recheck
+            orphan = journaled.orphan
         if checkpoint.traffic is not None and checkpoint.traffic != state.traffic:
             # The next step of a stepped phase starts when the previous one ended.
             assert checkpoint.step_start is not None
@@ -462,7 +698,13 @@ class Rollout:
                     "gatekeeper.attempt": attempt,
                 },
             ) as span:
-                result = await self.evaluate(state, checkpoint, now, attempt)
+                if orphan is not None and orphan.attempt == attempt:
+                    # Judged, but the decision was never journaled: decide on the
+                    # journaled verdicts rather than judging the checkpoint again.
+                    result, now = orphan, orphan.at
+                else:
+                    result = await self.evaluate(state, checkpoint, now, attempt)
+                orphan = None
                 decision, state.policy = decide(
                     phase.policy,
                     state.policy,
@@ -485,6 +727,7 @@ class Rollout:
                     "outcome": result.outcome.value,
                     "attempt": attempt,
                     "recheck_at": decision.recheck_at.isoformat() if decision.recheck_at else None,
+                    "policy": attrs.asdict(state.policy),
                 },
             )
             item = CheckpointResult(result=result, decision=decision)
@@ -500,6 +743,12 @@ class Rollout:
             if decision.action is Action.ROLLBACK:
                 await self.rollback(phase, decision.reason)
             return results
+
+    def _journaled(self, phase: Phase, checkpoint: Checkpoint) -> CheckpointProgress | None:
+        journal = self.journal_state
+        if journal is None or phase.name not in journal.progress:
+            return None
+        return journal.progress[phase.name].checkpoints.get(checkpoint.name)
 
     def _next(
         self, state: PhaseState, checkpoint: Checkpoint, decision: Decision
@@ -560,13 +809,23 @@ class Rollout:
         )
         if self.run_id:
             self.journal("interrupted", data={"reason": why})
-        return await self.finish(
-            RunOutcome.INTERRUPTED,
-            f"{why}{where}. Run again to resume or roll back by hand",
+        how = (
+            f"run the same plan again to resume run {self.run_id}, or roll it back with "
+            f"'gatekeeper rollback {self.run_id}'"
+            if self.run_id
+            else "nothing was started"
         )
+        return await self.finish(RunOutcome.INTERRUPTED, f"{why}{where}. To go on: {how}")
 
     async def aclose(self) -> None:
         """Close what this rollout built (sources' HTTP clients and the like)."""
+        if self._renewer is not None:
+            self._renewer.cancel()
+            self._renewer = None
+        if self._lease is not None:
+            lease, self._lease = self._lease, None
+            with contextlib.suppress(GatekeeperError):
+                lease.release()
         owned, self._owned = self._owned, []
         for thing in owned:
             closer = getattr(thing, "aclose", None) or getattr(thing, "close", None)
@@ -640,7 +899,7 @@ class Rollout:
                 "measurement",
                 phase=phase.name,
                 checkpoint=checkpoint.name,
-                data=measurement_data(m),
+                data={**measurement_data(m), "attempt": attempt},
             )
         last = checkpoint == phase.checkpoints[-1]
         verdicts = tuple(
@@ -649,7 +908,10 @@ class Rollout:
         )
         for v in verdicts:
             self.journal(
-                "verdict", phase=phase.name, checkpoint=checkpoint.name, data=verdict_data(v)
+                "verdict",
+                phase=phase.name,
+                checkpoint=checkpoint.name,
+                data={**verdict_data(v), "attempt": attempt},
             )
         # Remember canary values for stability judged from checkpoint history.
         for (metric, variant, ranged), m in by_key.items():
@@ -902,8 +1164,8 @@ class Rollout:
         phase: str | None = None,
         checkpoint: str | None = None,
         data: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.store.append(
+    ) -> int:
+        return self.store.append(
             self.run_id,
             Event(
                 kind=kind,
@@ -920,6 +1182,18 @@ class Rollout:
 
             self._tracer = get_tracer(self._tracer_provider)
         return self._tracer.start_as_current_span(name, attributes=dict(attributes))
+
+
+def _same_share(a: float, b: float) -> bool:
+    """Balancers round weights (10 % may read back as 10.16 %): within half a point
+    the split is the one asked for; backends verify the exact share themselves."""
+    return abs(a - b) < 0.5
+
+
+def _wall_now() -> datetime:
+    from datetime import UTC  # noqa: PLC0415
+
+    return datetime.now(UTC)
 
 
 def _collecting(result: GateResult) -> bool:

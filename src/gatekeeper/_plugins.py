@@ -80,6 +80,7 @@ class RunInfoView:
     started_at: datetime
     rehearsal: bool = False
     judge_only: bool = False
+    resumed: bool = False
 
 
 class Plugins:

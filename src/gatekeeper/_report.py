@@ -108,6 +108,8 @@ class ConsoleReporter:
     @hookimpl
     def gatekeeper_run_started(self, run: RunInfoView) -> None:
         mode = "rehearsal on a simulated clock" if run.rehearsal else "live"
+        if run.resumed:
+            mode += ", resumed from its journal"
         if run.judge_only:
             mode += ", judging only (traffic is never changed)"
         self._print(

@@ -1,0 +1,236 @@
+"""Reading a run's journal back: where it is, so an unfinished run can resume.
+
+The engine journals every step before acknowledging its effect; this module turns
+that journal into the state the engine needs to carry on without repeating a
+traffic change, skipping a checkpoint or judging one twice differently.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from ._model import (
+    Action,
+    CheckpointResult,
+    Criterion,
+    Decision,
+    GateResult,
+    Measurement,
+    Outcome,
+    Phase,
+    Plan,
+    Verdict,
+)
+from ._policy import PolicyState
+from ._protocols import Event
+
+__all__ = ["Journal", "PhaseProgress", "replay"]
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return {"NaN": math.nan, "+Inf": math.inf, "-Inf": -math.inf}.get(value)
+    return float(value)
+
+
+def measurement_from(data: Mapping[str, Any], at: datetime) -> Measurement:
+    """A journaled measurement, read back."""
+    moments = data.get("moments")
+    return Measurement(
+        metric=str(data.get("metric", "")),
+        variant=str(data.get("variant", "canary")),
+        at=at,
+        value=_number(data.get("value")),
+        query=str(data.get("query", "")),
+        source=str(data.get("source", "")),
+        reason=data.get("reason"),
+        numerator=_number(data.get("numerator")),
+        denominator=_number(data.get("denominator")),
+        labels=tuple(data.get("labels", ())),
+        warnings=tuple(data.get("warnings", ())),
+        retries=int(data.get("retries", 0)),
+        moments=None if moments is None else (moments[0], moments[1], moments[2]),
+    )
+
+
+@attrs.define
+class CheckpointProgress:
+    """What the journal says about one checkpoint of the phase in progress."""
+
+    results: list[CheckpointResult] = attrs.field(factory=list)
+    # Verdicts journaled for an attempt whose decision was not (the process died
+    # between the two): reused on resume, never re-queried.
+    orphan: GateResult | None = None
+
+    @property
+    def last(self) -> Decision | None:
+        return self.results[-1].decision if self.results else None
+
+    @property
+    def settled(self) -> bool:
+        """Judged for good: a decision other than a hold with a re-check."""
+        last = self.last
+        return last is not None and not (last.action is Action.HOLD and last.recheck_at)
+
+
+@attrs.define
+class PhaseProgress:
+    """The phase the run was in when it stopped."""
+
+    name: str
+    started_at: datetime
+    traffic: float | None = None
+    policy: PolicyState = attrs.field(factory=PolicyState)
+    judges: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    checkpoints: dict[str, CheckpointProgress] = attrs.field(factory=dict)
+    ended: Decision | None = None
+
+
+@attrs.define
+class Journal:
+    """A run's journal, read back."""
+
+    run_id: str
+    started_at: datetime | None = None
+    last_at: datetime | None = None
+    phases: list[str] = attrs.field(factory=list)
+    prerun: dict[str, Measurement] = attrs.field(factory=dict)
+    confirmed: float | None = None
+    pending_intent: float | None = None
+    ended: dict[str, Decision] = attrs.field(factory=dict)
+    progress: dict[str, PhaseProgress] = attrs.field(factory=dict)
+    approvals: dict[str, tuple[str, str]] = attrs.field(factory=dict)  # phase -> (state, by)
+    finished: str | None = None
+
+    def advanced(self, phase: str) -> bool:
+        decision = self.ended.get(phase)
+        return decision is not None and decision.action is Action.ADVANCE
+
+
+def _criterion(phase: Phase, text: str) -> Criterion | None:
+    return next((c for c in phase.gate.criteria if c.text == text), None)
+
+
+def replay(  # noqa: PLR0915 - one branch per event kind reads best as one fold
+    plan: Plan, run_id: str, events: Sequence[Event]
+) -> Journal:
+    """Fold a journal into a :class:`Journal`."""
+    journal = Journal(run_id=run_id)
+    pending: dict[tuple[str, str, int], dict[str, list[Any]]] = {}
+    for event in events:
+        journal.last_at = event.at
+        data = event.data
+        kind = event.kind
+        if kind == "run_started":
+            journal.started_at = journal.started_at or event.at
+            journal.phases = list(data.get("phases", []))
+        elif kind == "prerun":
+            m = measurement_from(data, event.at)
+            journal.prerun[m.metric] = m
+        elif kind == "traffic_intent":
+            journal.pending_intent = float(data["canary"])
+            if event.phase in journal.progress:
+                journal.progress[event.phase].traffic = float(data["canary"])
+        elif kind in ("traffic_confirmed", "traffic_read"):
+            journal.confirmed = float(data["canary"])
+            journal.pending_intent = None
+        elif kind == "traffic_failed":
+            journal.pending_intent = None
+        elif kind in ("approval_given", "approval_rejected") and event.phase:
+            state = "given" if kind == "approval_given" else "rejected"
+            journal.approvals[event.phase] = (state, str(data.get("by", "")))
+        elif kind == "phase_started" and event.phase:
+            started = (
+                datetime.fromisoformat(data["started_at"]) if "started_at" in data else event.at
+            )
+            journal.progress[event.phase] = PhaseProgress(
+                name=event.phase, started_at=started, traffic=_number(data.get("traffic"))
+            )
+            journal.ended.pop(event.phase, None)
+        elif kind == "step_started" and event.phase in journal.progress:
+            journal.progress[event.phase].traffic = float(data["traffic"])
+        elif kind in ("measurement", "verdict") and event.phase and event.checkpoint:
+            attempt = int(data.get("attempt", 0))
+            slot = pending.setdefault((event.phase, event.checkpoint, attempt), {"m": [], "v": []})
+            slot["m" if kind == "measurement" else "v"].append((event.at, data))
+        elif kind == "judge_state" and event.phase in journal.progress:
+            journal.progress[event.phase].judges[str(data["criterion"])] = dict(data["state"])
+        elif kind == "decision" and event.phase and event.checkpoint:
+            progress = journal.progress.get(event.phase)
+            if progress is None:
+                continue
+            attempt = int(data.get("attempt", 1))
+            slot = pending.pop((event.phase, event.checkpoint, attempt), {"m": [], "v": []})
+            result = _gate_result(plan, event.phase, event.checkpoint, attempt, event.at, slot)
+            recheck = data.get("recheck_at")
+            decision = Decision(
+                action=Action(data["action"]),
+                reason=str(data.get("reason", "")),
+                recheck_at=datetime.fromisoformat(recheck) if recheck else None,
+            )
+            cp = progress.checkpoints.setdefault(event.checkpoint, CheckpointProgress())
+            cp.results.append(CheckpointResult(result=result, decision=decision))
+            cp.orphan = None
+            counters = data.get("policy")
+            if isinstance(counters, Mapping):
+                progress.policy = PolicyState(**{k: int(v) for k, v in counters.items()})
+        elif kind == "phase_ended" and event.phase:
+            decision = Decision(action=Action(data["action"]), reason=str(data.get("reason", "")))
+            journal.ended[event.phase] = decision
+            if event.phase in journal.progress:
+                journal.progress[event.phase].ended = decision
+        elif kind == "run_ended":
+            journal.finished = str(data.get("outcome", ""))
+    # Verdicts without a decision: the process died in between.
+    for (phase, checkpoint, attempt), slot in pending.items():
+        progress = journal.progress.get(phase)
+        if progress is None or not slot["v"]:
+            continue
+        at = slot["v"][-1][0]
+        cp = progress.checkpoints.setdefault(checkpoint, CheckpointProgress())
+        result = _gate_result(plan, phase, checkpoint, attempt, at, slot)
+        if len(result.verdicts) == len(plan.phase(phase).gate.criteria):
+            cp.orphan = result
+    return journal
+
+
+def _gate_result(
+    plan: Plan,
+    phase_name: str,
+    checkpoint: str,
+    attempt: int,
+    at: datetime,
+    slot: Mapping[str, list[Any]],
+) -> GateResult:
+    phase = plan.phase(phase_name)
+    measurements = {
+        (d.get("metric"), d.get("variant")): measurement_from(d, t) for t, d in slot.get("m", [])
+    }
+    verdicts: list[Verdict] = []
+    for when, data in slot.get("v", []):
+        criterion = _criterion(phase, str(data.get("criterion", "")))
+        if criterion is None:
+            continue
+        used = tuple(m for (metric, _), m in measurements.items() if metric == criterion.metric)
+        verdicts.append(
+            Verdict(
+                criterion=criterion,
+                outcome=Outcome(data["outcome"]),
+                reason=str(data.get("reason", "")),
+                observed=_number(data.get("observed")),
+                bound=_number(data.get("bound")),
+                measurements=used,
+                evidence=dict(data.get("evidence") or {}),
+            )
+        )
+        at = when
+    return GateResult(
+        phase=phase_name, checkpoint=checkpoint, at=at, verdicts=tuple(verdicts), attempt=attempt
+    )

@@ -205,7 +205,10 @@ def run_demo(  # noqa: PLR0915 - one story, told in order
             load_started = timeline.now()
             every = 2.0
 
+            reports: list[tuple[float, dict[str, float]]] = []  # (timeline time, interval)
+
             def report(line: dict[str, float]) -> None:
+                reports.append((timeline.now(), line))
                 answered = line["baseline"] + line["canary"]
                 share = 100.0 * line["canary"] / answered if answered else 0.0
                 timeline.line(
@@ -281,23 +284,25 @@ def run_demo(  # noqa: PLR0915 - one story, told in order
 
             result.split, result.split_detail = balancer.read_split()
             timeline.say(f"the balancer now: canary {result.split:g}% ({result.split_detail})")
+            if rollback_time is not None:
+                # keep the load on until two whole intervals lie after the rollback
+                def seen_after() -> bool:
+                    return len(_after(reports, load_started, rollback_time)) >= 2
+
+                servers.wait_until(seen_after, timeout=4 * every, what="load after rollback")
             stop_load.set()
             load_thread.join(timeout=10)
             if loads:
-                summary = loads[0]
-                result.load = summary.as_dict()
-                timeline.say(f"load generator: {summary.text()}")
-                if rollback_time is not None:
-                    after = [
-                        line
-                        for line in summary.intervals
-                        if load_started + line["t"] - every >= rollback_time
-                    ]
-                    result.canary_after_rollback = int(sum(line["canary"] for line in after))
-                    timeline.say(
-                        f"after the rollback: {len(after)} load intervals, "
-                        f"{result.canary_after_rollback} canary answers"
-                    )
+                result.load = loads[0].as_dict()
+                timeline.say(f"load generator: {loads[0].text()}")
+            if rollback_time is not None:
+                after = _after(reports, load_started, rollback_time)
+                result.canary_after_rollback = int(sum(line["canary"] for line in after))
+                timeline.say(
+                    f"after the rollback: {sum(line['baseline'] for line in after):g} answers "
+                    f"from the baseline, {result.canary_after_rollback} from the canary "
+                    f"({len(after)} whole load intervals)"
+                )
             final = loadgen.run(balancer.url + "/", count=burst, duration=20, concurrency=2)
             result.burst = dict(final.versions)
             timeline.say(f"a last burst: {final.text()}")
@@ -326,6 +331,14 @@ def run_demo(  # noqa: PLR0915 - one story, told in order
         + " · ".join(f"{k} {v:g}s" for k, v in result.timings.items())
     )
     return result
+
+
+def _after(
+    reports: list[tuple[float, dict[str, float]]], load_started: float, moment: float
+) -> list[dict[str, float]]:
+    """The load intervals that began at or after ``moment`` (timeline seconds)."""
+    starts = [load_started] + [stamp for stamp, _ in reports[:-1]]
+    return [line for begin, (_, line) in zip(starts, reports, strict=True) if begin >= moment]
 
 
 def _check(result: DemoResult, burst: int) -> None:

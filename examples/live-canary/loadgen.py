@@ -5,10 +5,11 @@
 Stops at ``--count`` requests or after ``--duration`` seconds, whichever comes first.
 Counts responses per version (the ``X-Version`` header the demo app sets) and status;
 ``--report-every S`` prints one JSON line per interval (``{"t": .., "baseline": ..,
-"canary": .., "errors": ..}``, errors being non-200
-answers and transport errors) so a timeline shows when the canary stops answering;
-the summary goes last (``--json`` for JSON). Importable: :func:`run` returns a
-:class:`Summary`.
+"canary": .., "errors": ..}``, errors being non-200 answers and transport errors) so a
+timeline shows when the canary stops answering. A kept-alive connection the server
+closed meanwhile (an nginx reload does) is reopened and the request sent once more,
+as HTTP clients do; any other failure counts as a transport error. The summary goes
+last (``--json`` for JSON). Importable: :func:`run` returns a :class:`Summary`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+# how a server closing an idle kept-alive connection shows (not a failed request)
+_CLOSED = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
 
 @dataclass
@@ -125,6 +128,12 @@ def run(  # noqa: PLR0915 - workers are closures over one locked summary
             if status != "200":
                 interval["errors"] += 1
 
+    def get(conn: http.client.HTTPConnection) -> tuple[str, str]:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        response.read()
+        return response.getheader("X-Version") or "unknown", str(response.status)
+
     def worker() -> None:
         conn = http.client.HTTPConnection(host, port, timeout=timeout)
         try:
@@ -136,16 +145,21 @@ def run(  # noqa: PLR0915 - workers are closures over one locked summary
                         stopped.wait(min(pause, max(deadline - time.monotonic(), 0)))
                     if time.monotonic() >= deadline or stopped.is_set():
                         return
-                try:
-                    conn.request("GET", path)
-                    response = conn.getresponse()
-                    response.read()
-                    version = response.getheader("X-Version") or "unknown"
-                    record(version, str(response.status))
-                except (OSError, http.client.HTTPException):
-                    conn.close()
-                    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+                answer: tuple[str, str] | None = None
+                for fresh in (conn.sock is None, True):
+                    try:
+                        answer = get(conn)
+                        break
+                    except (OSError, http.client.HTTPException) as exc:
+                        conn.close()
+                        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+                        if fresh or not isinstance(exc, _CLOSED):
+                            break  # a real failure, counted as a transport error
+                        # a kept-alive connection the server closed (nginx reloads): retry once
+                if answer is None:
                     record(None, None)
+                else:
+                    record(*answer)
         finally:
             conn.close()
 

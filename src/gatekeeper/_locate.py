@@ -62,7 +62,9 @@ def format_path(path: Sequence[PathPart]) -> str:
 
 def locate(text: str, path: Sequence[PathPart]) -> int | None:
     """The 1-based line where ``path`` is written, or the closest enclosing line."""
-    lines = text.splitlines()
+    # TOML (and tomllib's line numbers) break lines at \n only; splitlines() would also
+    # break at U+2028, \x85, \x0c ... inside strings and shift every later line.
+    lines = text.split("\n")
     arrays: dict[tuple[PathPart, ...], int] = {}  # array-of-tables path → last index
     current: tuple[PathPart, ...] = ()
     best_line: int | None = None

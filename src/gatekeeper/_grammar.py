@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 
@@ -135,9 +136,15 @@ class _Parser:
             return True
         return False
 
+    def number(self, token: _Token) -> float:
+        value = float(token.text)
+        if not math.isfinite(value):  # "1e999": an infinite bound would always pass
+            raise GrammarError(f"number out of range: {token.text}", self.text, token.column)
+        return value
+
     def quantity(self) -> Quantity:
         number = self.expect("number", "a number")
-        value = float(number.text)
+        value = self.number(number)
         token = self.peek()
         if token is not None and token.kind == "unit":
             self.pos += 1
@@ -197,7 +204,7 @@ class _Parser:
         if token is not None and token.kind == "arith" and token.text in "*/":
             self.pos += 1
             number = self.expect("number", "a factor")
-            value = float(number.text)
+            value = self.number(number)
             if token.text == "/":
                 if value == 0:
                     raise GrammarError("division by zero", self.text, number.column)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from gatekeeper._grammar import GrammarError, Parsed, Quantity, parse_criterion
 from gatekeeper._model import Reference
@@ -169,6 +171,9 @@ def test_every_form_parses(text: str, expected: Parsed) -> None:
         ("x < 3 4", "unexpected '4'", 7),
         ("x < -1", "expected a number, got '-'", 5),
         ("x >= baseline / 0", "division by zero", 17),
+        ("x < 1e999", "number out of range: 1e999", 5),
+        ("x >= baseline * 2e400", "number out of range: 2e400", 17),
+        ("x stable within 1e999%", "number out of range: 1e999", 17),
         ("x >= baseline * y", "expected a factor, got 'y'", 17),
         ("x canary <= prerun", "'canary' compares against the concurrent 'baseline' only", 13),
         (
@@ -245,3 +250,20 @@ def test_parse_is_whitespace_insensitive_at_the_ends(pair: tuple[str, Parsed]) -
     """Surrounding whitespace (a TOML multi-line string) changes nothing."""
     text, expected = pair
     assert expected == parse_criterion(f"\n  {text}\t ")
+
+
+@given(st.text(alphabet=st.sampled_from(list("abx_.:0123456789e%*/+- <>=!")), max_size=30))
+def test_any_text_parses_or_is_a_grammar_error(text: str) -> None:
+    """Whatever the text, the parser answers with a Parsed or a GrammarError, and a
+    parsed bound, factor or offset is always a finite number."""
+    error: GrammarError | None = None
+    try:
+        parsed = parse_criterion(text)
+    except GrammarError as exc:
+        error = exc
+    if error is not None:
+        assert 1 <= error.column <= len(text.strip()) + 1
+        return
+    numbers = [parsed.factor]
+    numbers += [q.value for q in (parsed.bound, parsed.offset, parsed.stable_within) if q]
+    assert all(math.isfinite(n) for n in numbers)

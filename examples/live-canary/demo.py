@@ -129,6 +129,8 @@ class DemoResult:
     canary_after_rollback: int | None = None  # load answers in intervals after it
     burst: dict[str, int] = field(default_factory=dict)  # versions over the final burst
     timings: dict[str, float] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)  # every server's, for the record
+    folder: str = ""  # the temp folder (removed at the end unless kept)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -178,6 +180,7 @@ def run_demo(  # noqa: PLR0915 - one story, told in order
     for phase in tomllib.loads(plan_text)["phases"]:
         result.first_checkpoint[phase["name"]] = str(phase["checkpoints"][0])
     root = Path(tempfile.mkdtemp(prefix="live-canary-"))
+    result.folder = str(root)
     stop_load = threading.Event()
     loads: list[loadgen.Summary] = []
     load_thread: threading.Thread | None = None
@@ -201,6 +204,13 @@ def run_demo(  # noqa: PLR0915 - one story, told in order
                 f"prometheus {prometheus.url} · alertmanager {alertmanager.url}"
             )
             result.timings["servers_started"] = round(timeline.now(), 2)
+            result.urls = {
+                "baseline": baseline.url,
+                "canary": canary.url,
+                backend: balancer.url,
+                "prometheus": prometheus.url,
+                "alertmanager": alertmanager.url,
+            }
 
             load_started = timeline.now()
             every = 2.0
@@ -310,13 +320,16 @@ def run_demo(  # noqa: PLR0915 - one story, told in order
             result.timings["total"] = round(timeline.now(), 2)
     finally:
         stop_load.set()
-        if gatekeeper is not None and gatekeeper.poll() is None:
-            gatekeeper.terminate()  # gatekeeper journals the interruption
-            try:
-                gatekeeper.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                gatekeeper.kill()
-                gatekeeper.wait(timeout=10)
+        if gatekeeper is not None:
+            if gatekeeper.poll() is None:
+                gatekeeper.terminate()  # gatekeeper journals the interruption
+                try:
+                    gatekeeper.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    gatekeeper.kill()
+                    gatekeeper.wait(timeout=10)
+            if gatekeeper.stdout is not None:
+                gatekeeper.stdout.close()
         if load_thread is not None:
             load_thread.join(timeout=10)
         if keep:

@@ -1,0 +1,148 @@
+"""The live canary demo (examples/live-canary/), run for real: two app versions,
+Prometheus, Alertmanager, HAProxy or nginx, the load generator and ``gatekeeper run``.
+
+Each run takes 20-35 s (Prometheus' first scrape alone is 5-6 s), so the file runs
+three: good and bad through HAProxy in-process (``demo.run_demo``), bad through nginx
+via ``demo.sh`` as a user would. What is asserted comes from the balancer and the
+load, not from gatekeeper's own log: the final split is read back from HAProxy's
+runtime API or nginx's live include file, and a burst after the run counts who answered.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gatekeeper import load_plan
+
+DEMO = Path(__file__).resolve().parent.parent / "examples" / "live-canary"
+if str(DEMO) not in sys.path:  # demo.py imports servers.py and loadgen.py beside it
+    sys.path.insert(0, str(DEMO))
+
+import demo  # noqa: E402 - found through the path set just above
+
+pytestmark = pytest.mark.servers
+
+
+def refuses(url: str) -> bool:
+    host, port = url.removeprefix("http://").split(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=1):
+            return False
+    except OSError:
+        return True
+
+
+def assert_stopped(result: demo.DemoResult) -> None:
+    assert len(result.urls) == 5
+    assert [] == [name for name, url in result.urls.items() if not refuses(url)]
+    assert not Path(result.folder).exists()
+
+
+def test_good_canary_is_promoted_to_100_percent_through_haproxy() -> None:
+    """A healthy canary passes every checkpoint and ends with HAProxy sending it
+    everything; the run exits 0 and every server is stopped afterwards."""
+    out = io.StringIO()
+    result = demo.run_demo("good", "haproxy", out=out)
+    log = out.getvalue()
+    assert [] == result.problems, log
+    assert 0 == result.exit_code, log
+    assert "ADVANCED" == result.outcome
+    assert result.rolled_back_at is None
+    assert 100.0 == result.split
+    assert "haproxy baseline=0 canary=256" == result.split_detail
+    assert {"canary": 300} == result.burst
+    assert "… ramp: waiting for the go/no-go" in log
+    assert "approval: given by GATEKEEPER_APPROVE" in log
+    assert_stopped(result)
+
+
+def test_bad_canary_is_rolled_back_at_the_first_ramp_checkpoint_through_haproxy() -> None:
+    """Errors start when the ramp starts; its first checkpoint (3s) fails and rolls
+    back: HAProxy's canary weight is 0, exit 1, and no request reaches the canary
+    afterwards, neither in the running load nor in a final burst."""
+    out = io.StringIO()
+    result = demo.run_demo("bad", "haproxy", out=out)
+    log = out.getvalue()
+    assert [] == result.problems, log
+    assert 1 == result.exit_code, log
+    assert "ROLLED BACK" == result.outcome
+    assert "ramp" == result.errors_started_in
+    assert ("ramp", "3s") == result.rolled_back_at
+    assert 0.0 == result.split
+    assert "haproxy baseline=256 canary=0" == result.split_detail
+    assert 0 == result.canary_after_rollback
+    assert {"baseline": 300} == result.burst
+    assert "✗ error_rate         " in log  # the failing criterion is shown
+    assert "canary @ 6s: PASS" in log  # the canary phase itself passed
+    assert_stopped(result)
+
+
+def test_bad_canary_is_rolled_back_through_nginx_by_demo_sh(tmp_path: Path) -> None:
+    """``demo.sh bad nginx``: the same rollback through nginx's include file and
+    reload, exit 1, and the JSON summary shows nginx sending nothing to the canary."""
+    summary = tmp_path / "result.json"
+    done = subprocess.run(
+        ["bash", str(DEMO / "demo.sh"), "bad", "nginx", "--json", str(summary)],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        env={**os.environ, "PYTHON": sys.executable},
+        check=False,
+    )
+    assert 1 == done.returncode, done.stdout + done.stderr
+    data: dict[str, Any] = json.loads(summary.read_text())
+    assert [] == data["problems"], done.stdout
+    assert ["ramp", "3s"] == data["rolled_back_at"]
+    assert "nginx baseline=1000 canary=0" == data["split_detail"]
+    assert 0 == data["canary_after_rollback"]
+    assert {"baseline": 300} == data["burst"]
+    assert "» stopped everything" in done.stdout
+    assert not Path(data["folder"]).exists()
+
+
+def test_the_nginx_plan_is_the_haproxy_plan_with_another_traffic_table() -> None:
+    """gates-nginx.toml and gates.toml differ only in [traffic], so both demos judge
+    the same gates."""
+    haproxy = tomllib.loads((DEMO / "gates.toml").read_text())
+    nginx = tomllib.loads((DEMO / "gates-nginx.toml").read_text())
+    assert "haproxy" == haproxy.pop("traffic")["type"]
+    assert "nginx" == nginx.pop("traffic")["type"]
+    assert haproxy == nginx
+
+
+def test_rendering_puts_the_real_servers_into_a_plan_the_loader_accepts(tmp_path: Path) -> None:
+    """The demo changes only the values of the named keys; the result is a valid
+    plan naming the given URLs and socket."""
+    text = (DEMO / "gates.toml").read_text()
+    rendered = demo.render_plan(
+        text,
+        {
+            "sources.prom": {"url": "http://127.0.0.1:1111"},
+            "sources.alerts": {"url": "http://127.0.0.1:2222"},
+            "traffic": {"socket": str(tmp_path / "admin.sock")},
+        },
+    )
+    assert len(text.splitlines()) == len(rendered.splitlines())
+    plan_file = tmp_path / "gates.toml"
+    plan_file.write_text(rendered)
+    data = tomllib.loads(rendered)
+    assert "http://127.0.0.1:1111" == data["sources"]["prom"]["url"]
+    assert "http://127.0.0.1:2222" == data["sources"]["alerts"]["url"]
+    assert str(tmp_path / "admin.sock") == data["traffic"]["socket"]
+    assert ["canary", "ramp", "rollout"] == [p.name for p in load_plan(plan_file).phases]
+
+
+def test_rendering_refuses_a_key_the_plan_does_not_set() -> None:
+    """A plan edited so that a key the demo fills is gone fails loudly, naming it."""
+    with pytest.raises(ValueError, match=r"\[traffic\] address"):
+        demo.render_plan((DEMO / "gates.toml").read_text(), {"traffic": {"address": "x"}})

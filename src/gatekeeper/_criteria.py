@@ -100,6 +100,12 @@ def judge_relative(
         return _inconclusive(criterion, problem, *measurements)
     assert measurement.value is not None and reference.value is not None
     bound = reference.value * criterion.factor + criterion.offset
+    if not math.isfinite(bound):  # an overflowing bound would let anything pass "<"
+        return _inconclusive(
+            criterion,
+            f"the bound from {name} {format_number(reference.value)} overflows",
+            *measurements,
+        )
     observed = measurement.value
     ok = compare(observed, criterion.op, bound)
     unit = criterion.unit
@@ -133,7 +139,8 @@ def drift(values: Sequence[float]) -> float:
     low, high = min(values), max(values)
     if high == low:
         return 0.0
-    mean = math.fsum(values) / len(values)
+    # Divide before summing: fsum of values near the float limit overflows (and raises).
+    mean = math.fsum(v / len(values) for v in values)
     if mean == 0:
         return math.inf
     return (high - low) / abs(mean)

@@ -102,10 +102,10 @@ def format_number(value: float) -> str:
     text = f"{value:.6g}"
     if "e" not in text:
         return text
+    if abs(value) < 1e-20 or abs(value) >= 1e15:
+        return text  # no everyday value: the exponent is clearer than 20 digits
     if abs(value) >= 1:
         return f"{value:.6f}".rstrip("0").rstrip(".")
-    if abs(value) < 1e-20:
-        return text  # no everyday value: the exponent is clearer than 20 zeros
     # Six significant digits after the leading zeros: a fixed 6 decimals would show
     # an error rate of 1e-9 as "0".
     decimals = 5 - math.floor(math.log10(abs(value)))

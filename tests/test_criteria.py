@@ -10,7 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gatekeeper._criteria import drift, judge_relative, judge_stable, judge_threshold
-from gatekeeper._model import COMPARISONS, Criterion, Kind, Measurement, Metric, Outcome, Reference
+from gatekeeper._model import (
+    COMPARISONS,
+    Criterion,
+    Kind,
+    Measurement,
+    Metric,
+    Outcome,
+    Reference,
+    compare,
+)
 from strategies import finite_values, measurement, problem_measurements, threshold_criterion
 
 
@@ -261,3 +270,53 @@ def test_a_problem_never_passes(
         verdict = judge_stable(_stable(1.0), _metric(), series, problem)
     assert Outcome.INCONCLUSIVE == verdict.outcome
     assert verdict.reason
+
+
+def test_drift_near_the_float_limit() -> None:
+    """Values near the float limit give a drift, not an OverflowError."""
+    assert 0.4 == pytest.approx(drift([1e308, 1.5e308]), rel=1e-9)
+
+
+def test_overflowing_relative_bound_is_inconclusive() -> None:
+    """baseline × factor beyond the float range is no bound: INCONCLUSIVE, not PASS."""
+    verdict = judge_relative(
+        _relative("<", Reference.BASELINE, factor=10.0),
+        _metric(),
+        measurement(1.0),
+        measurement(1e308),
+    )
+    assert (Outcome.INCONCLUSIVE, "the bound from baseline 1e+308 overflows") == (
+        verdict.outcome,
+        verdict.reason,
+    )
+
+
+@given(
+    st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=8),
+    st.floats(min_value=0, max_value=10),
+)
+def test_stable_judges_any_finite_window(series: list[float], tolerance: float) -> None:
+    """Any finite window is judged without raising; PASS only for a drift within tolerance."""
+    verdict = judge_stable(_stable(tolerance), _metric(), series, measurement(1.0))
+    if verdict.outcome is Outcome.PASS:
+        assert verdict.observed is not None and verdict.observed <= tolerance
+    if len(series) < 2:
+        assert Outcome.INCONCLUSIVE == verdict.outcome
+
+
+@given(
+    st.sampled_from(COMPARISONS),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.floats(min_value=0, max_value=1e300),
+    st.floats(allow_nan=False, allow_infinity=False, min_value=-1e300, max_value=1e300),
+)
+def test_relative_passes_only_against_a_finite_bound(
+    op: str, value: float, reference: float, factor: float, offset: float
+) -> None:
+    """For any finite numbers, a relative PASS means the comparison holds against a finite bound."""
+    criterion = _relative(op, Reference.BASELINE, factor=factor, offset=offset)
+    verdict = judge_relative(criterion, _metric(), measurement(value), measurement(reference))
+    if verdict.outcome is Outcome.PASS:
+        assert verdict.bound is not None and math.isfinite(verdict.bound)
+        assert compare(value, op, verdict.bound)

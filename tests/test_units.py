@@ -128,10 +128,13 @@ def test_format_number_keeps_the_value(value: float) -> None:
         (1.234567e-5, "0.0000123457"),
         (-2.5e-7, "-0.00000025"),
         (1e-25, "1e-25"),
+        (1e308, "1e+308"),
+        (1234567.5, "1234567.5"),
     ],
 )
-def test_tiny_numbers_keep_their_digits(value: float, expected: str) -> None:
-    """Tiny values (an error rate of 1e-9) keep six significant digits without an exponent."""
+def test_extreme_numbers_keep_their_digits(value: float, expected: str) -> None:
+    """Tiny values (an error rate of 1e-9) keep six digits without an exponent; values
+    beyond any everyday range (1e308) use one rather than hundreds of digits."""
     assert expected == format_number(value)
 
 

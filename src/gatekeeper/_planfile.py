@@ -96,7 +96,12 @@ def plan_from_text(text: str, *, path: str | None = None) -> Plan:
         where = _TOML_WHERE.search(message)
         if where is not None:
             message = message[: where.start()].rstrip()
-            line = line if line is not None else int(where.group(1))
+            if where.group(1) is None:  # "(at end of document)": an unclosed array, ...
+                message += " at the end of the file"
+                found = len(text.rstrip().split("\n"))
+            else:
+                found = int(where.group(1))
+            line = line if line is not None else found
         raise PlanError(f"not valid TOML: {message}", file=path, line=line) from None
     return _Loader(data, path=path, text=text).plan()
 

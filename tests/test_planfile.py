@@ -306,6 +306,15 @@ def test_invalid_toml_has_the_parser_line(tmp_path: Path) -> None:
     assert f"{path}:29: not valid TOML: Invalid value" == str(info.value)
 
 
+def test_invalid_toml_at_the_end_of_the_file(tmp_path: Path) -> None:
+    """A TOML error at the end of the document (an unclosed array) names the last line."""
+    path = tmp_path / "gates.toml"
+    path.write_text(BASE.rsplit("]", 1)[0] + "\n")
+    with pytest.raises(PlanError) as info:
+        load_plan(path)
+    assert f"{path}:34: not valid TOML: Invalid value at the end of the file" == str(info.value)
+
+
 def test_missing_file(tmp_path: Path) -> None:
     """A plan that cannot be read is a PlanError naming the file."""
     path = tmp_path / "absent.toml"

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from gatekeeper import Plan
 from gatekeeper._model import Kind, OnFail, OnInconclusive, Reference
-from gatekeeper._planfile import _PHASE_KEYS, _TOP_KEYS, load_plan
+from gatekeeper._planfile import _PHASE_KEYS, _TOP_KEYS, load_plan, plan_from_text
 from gatekeeper.exceptions import PlanError
 from strategies import plan_mappings
 
@@ -390,3 +390,22 @@ def test_a_corrupted_plan_is_a_plan_error(
     target[path[-1]] = junk
     with contextlib.suppress(PlanError):
         Plan.from_mapping(mapping)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(min_value=0, max_value=len(BASE)),
+    st.integers(min_value=0, max_value=8),
+    st.text(alphabet=st.sampled_from(list("[]{}\"'=,#.\n 0x%<")), max_size=3),
+)
+def test_a_mangled_plan_file_is_a_plan_error(start: int, length: int, insert: str) -> None:
+    """Cutting and pasting characters anywhere in a plan file loads or gives a
+    PlanError with a line inside the file, never a traceback."""
+    text = BASE[:start] + insert + BASE[start + length :]
+    try:
+        plan_from_text(text, path="gates.toml")
+    except PlanError as exc:
+        error = exc
+    else:
+        return
+    assert error.line is None or 1 <= error.line <= text.count("\n") + 1

@@ -21,9 +21,10 @@ import bisect
 import csv
 import io
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -54,6 +55,18 @@ class _Track:
         lo = bisect.bisect_right(self.offsets, start) - 1
         hi = bisect.bisect_right(self.offsets, end)
         return list(self.values[max(lo, 0) : hi])
+
+
+def _rows(reader: Any, name: str) -> Iterator[list[str]]:
+    """The rows of ``reader``; malformed CSV (a field over the size limit) is a PlanError."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise PlanError(f"not valid CSV: {exc}", file=name, line=reader.line_num) from None
+        yield row
 
 
 class Recording:
@@ -87,10 +100,12 @@ class Recording:
 
     @classmethod
     def parse(cls, text: str, *, name: str = "<recording>") -> Recording:
-        reader = csv.reader(io.StringIO(text))
+        # newline=None: a lone \r ends a line, as when the file is read from disk
+        # (csv refuses a bare \r inside an unquoted field otherwise).
+        reader = csv.reader(io.StringIO(text, newline=None))
         header: list[str] | None = None
         rows: list[tuple[float, str, str, float | None]] = []
-        for row in reader:
+        for row in _rows(reader, name):
             line = reader.line_num
             if not row or (len(row) == 1 and not row[0].strip()) or row[0].lstrip().startswith("#"):
                 continue

@@ -240,3 +240,28 @@ def test_empty_recording(tmp_path: Path) -> None:
     assert f"{path}: the recording is empty (it needs a header 'at,metric,value')" == str(
         info.value
     )
+
+
+def test_old_mac_line_endings() -> None:
+    """Lines ended by a lone carriage return parse as they do when read from a file."""
+    recording = Recording.parse("at,metric,value\r0,m,1\r5,m,2\r")
+    assert (2.0, None) == recording.value("m", timedelta(seconds=6))
+
+
+def test_malformed_csv_is_a_located_error() -> None:
+    """A field over the csv module's size limit is a PlanError with its line."""
+    with pytest.raises(PlanError) as info:
+        Recording.parse("at,metric,value\n0,m," + "1" * 200_000 + "\n", name="r.csv")
+    assert "r.csv:2: not valid CSV: field larger than field limit (131072)" == str(info.value)
+
+
+@given(st.text(alphabet=st.sampled_from(list('at,metricvalu\n"#0159hms-. e\r\x00x:')), max_size=60))
+def test_any_text_is_a_recording_or_a_plan_error(text: str) -> None:
+    """Whatever follows the header, parsing gives a recording or a PlanError with a line."""
+    try:
+        Recording.parse("at,metric,value,variant\n" + text, name="r.csv")
+    except PlanError as exc:
+        error = exc
+    else:
+        return
+    assert error.line is not None

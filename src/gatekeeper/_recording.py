@@ -91,11 +91,14 @@ class Recording:
         """Read a CSV recording; a bad row is a :class:`PlanError` naming file and line."""
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            # utf-8-sig: a spreadsheet's byte order mark must not become part of 'at'.
+            text = path.read_text(encoding="utf-8-sig")
         except OSError as exc:
             raise PlanError(
                 f"cannot read the recording: {exc.strerror or exc}", file=str(path)
             ) from None
+        except UnicodeDecodeError:
+            raise PlanError("the recording is not UTF-8 text", file=str(path)) from None
         return cls.parse(text, name=str(path))
 
     @classmethod

@@ -265,3 +265,19 @@ def test_any_text_is_a_recording_or_a_plan_error(text: str) -> None:
     else:
         return
     assert error.line is not None
+
+
+def test_byte_order_mark_is_not_part_of_the_header(tmp_path: Path) -> None:
+    """A CSV saved by a spreadsheet with a UTF-8 byte order mark loads."""
+    path = tmp_path / "rec.csv"
+    path.write_bytes(b"\xef\xbb\xbfat,metric,value\n0,m,1\n")
+    assert (1.0, None) == Recording.load(path).value("m", timedelta(0))
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    """A file that is not UTF-8 is a PlanError naming it, not a traceback."""
+    path = tmp_path / "rec.csv"
+    path.write_bytes(b"at,metric,value\n0,\xff\xfe,1\n")
+    with pytest.raises(PlanError) as info:
+        Recording.load(path)
+    assert f"{path}: the recording is not UTF-8 text" == str(info.value)

@@ -76,7 +76,8 @@ def load_plan(path: str | Path) -> Plan:
     """Read a TOML plan file. Raises :class:`PlanError` with file and line."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: an editor's byte order mark is not TOML (tomllib refuses it).
+        text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise PlanError(f"cannot read the plan: {exc.strerror or exc}", file=str(path)) from None
     except UnicodeDecodeError:
@@ -116,7 +117,7 @@ def locate_key(plan: Plan, key: Sequence[PathPart]) -> int | None:
     if plan.path is None:
         return None
     try:
-        text = Path(plan.path).read_text(encoding="utf-8")
+        text = Path(plan.path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError):
         return None
     return locate(text, key)

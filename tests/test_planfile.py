@@ -409,3 +409,14 @@ def test_a_mangled_plan_file_is_a_plan_error(start: int, length: int, insert: st
     else:
         return
     assert error.line is None or 1 <= error.line <= text.count("\n") + 1
+
+
+def test_byte_order_mark(tmp_path: Path) -> None:
+    """A plan saved with a UTF-8 byte order mark loads, and its errors keep their lines."""
+    path = tmp_path / "gates.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + BASE.encode())
+    assert "shop" == load_plan(path).name
+    path.write_bytes(b"\xef\xbb\xbf" + _edit("traffic = 10", "traffic = 150").encode())
+    with pytest.raises(PlanError) as info:
+        load_plan(path)
+    assert (29, "phases[1].traffic") == (info.value.line, info.value.key)

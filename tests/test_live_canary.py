@@ -13,9 +13,12 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -108,6 +111,40 @@ def test_bad_canary_is_rolled_back_through_nginx_by_demo_sh(tmp_path: Path) -> N
     assert {"baseline": 300} == data["burst"]
     assert "» stopped everything" in done.stdout
     assert not Path(data["folder"]).exists()
+
+
+def test_a_demo_stopped_by_sigterm_stops_every_server_it_started() -> None:
+    """SIGTERM while the demo waits for Prometheus: exit 130, every port it opened is
+    closed and its temp folder is gone."""
+    proc = subprocess.Popen(
+        ["bash", str(DEMO / "demo.sh"), "good"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHON": sys.executable},
+    )
+    watchdog = threading.Timer(60, proc.kill)
+    watchdog.start()
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # bounded: the watchdog kills a demo that hangs
+            lines.append(line)
+            if "» load generator:" in line:
+                proc.send_signal(signal.SIGTERM)
+                break
+        rest, _ = proc.communicate(timeout=30)
+    finally:
+        watchdog.cancel()
+    output = "".join(lines) + rest
+    assert 130 == proc.returncode, output
+    assert "interrupted: every server the demo started is stopped" in output
+    urls = re.findall(r"http://127\.0\.0\.1:\d+", "".join(lines))
+    assert 5 == len(set(urls)), output
+    assert [] == [url for url in urls if not refuses(url)]
+    folder = re.search(r"everything in (\S+)", output)
+    assert folder is not None
+    assert not Path(folder.group(1)).exists()
 
 
 def test_the_nginx_plan_is_the_haproxy_plan_with_another_traffic_table() -> None:

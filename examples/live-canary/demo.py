@@ -15,7 +15,7 @@ sends a bounded burst and counts who answered, and stops everything, whatever ha
 
 Exit code: gatekeeper's (0 advanced, 1 rolled back, 3 held), or 4 when the demo's
 own checks of the result failed (the balancer is not where the run says, or the
-canary still answered after a rollback).
+canary still answered after a rollback); 130 when interrupted (Ctrl-C, SIGTERM).
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ import servers  # noqa: E402 - same
 PLANS = {"haproxy": HERE / "gates.toml", "nginx": HERE / "gates-nginx.toml"}
 EXPECTED_EXIT = {"good": 0, "bad": 1}
 EXIT_CHECK_FAILED = 4
+EXIT_INTERRUPTED = 130  # as shells report Ctrl-C
 
 _CHECKPOINT = re.compile(
     r"\[\+[^\]]*\] (\S+) @ (\S+?)(?: \(re-check \d+\))?: (PASS|FAIL|INCONCLUSIVE)"
@@ -240,8 +241,13 @@ def run_demo(  # noqa: PLR0915 - one story, told in order
                     )
                 )
 
-            load_thread = threading.Thread(target=load, name="loadgen", daemon=True)
-            load_thread.start()
+            def stop_load_now() -> None:
+                stop_load.set()
+                thread.join(timeout=10)
+
+            load_thread = thread = threading.Thread(target=load, name="loadgen", daemon=True)
+            thread.start()
+            stack.before_stop.append(stop_load_now)
             timeline.say(f"load generator: {rate:g} requests/s through {backend}")
             prometheus.wait_scraped(2)
             result.timings["prometheus_ready"] = round(timeline.now(), 2)
@@ -289,6 +295,7 @@ def run_demo(  # noqa: PLR0915 - one story, told in order
                 result.exit_code = gatekeeper.wait(timeout=30)
             finally:
                 watchdog.cancel()
+                _end(gatekeeper)  # before the servers go, if we got here by an exception
             result.timings["gatekeeper_run"] = round(timeline.now() - started, 2)
             timeline.say(f"gatekeeper exited {result.exit_code} ({result.outcome})")
 
@@ -321,15 +328,7 @@ def run_demo(  # noqa: PLR0915 - one story, told in order
     finally:
         stop_load.set()
         if gatekeeper is not None:
-            if gatekeeper.poll() is None:
-                gatekeeper.terminate()  # gatekeeper journals the interruption
-                try:
-                    gatekeeper.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    gatekeeper.kill()
-                    gatekeeper.wait(timeout=10)
-            if gatekeeper.stdout is not None:
-                gatekeeper.stdout.close()
+            _end(gatekeeper)
         if load_thread is not None:
             load_thread.join(timeout=10)
         if keep:
@@ -344,6 +343,20 @@ def run_demo(  # noqa: PLR0915 - one story, told in order
         + " · ".join(f"{k} {v:g}s" for k, v in result.timings.items())
     )
     return result
+
+
+def _end(gatekeeper: subprocess.Popen[str]) -> None:
+    """Stop ``gatekeeper run`` if it still runs (SIGTERM: it journals the
+    interruption and leaves traffic where it is); close its pipe."""
+    if gatekeeper.poll() is None:
+        gatekeeper.terminate()
+        try:
+            gatekeeper.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            gatekeeper.kill()
+            gatekeeper.wait(timeout=10)
+    if gatekeeper.stdout is not None:
+        gatekeeper.stdout.close()
 
 
 def _after(
@@ -393,14 +406,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the result here as JSON")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
-    result = run_demo(
-        args.mode,
-        args.backend,
-        rate=args.rate,
-        error_rate=args.error_rate,
-        bad_phase=args.bad_phase,
-        keep=args.keep,
-    )
+    try:
+        result = run_demo(
+            args.mode,
+            args.backend,
+            rate=args.rate,
+            error_rate=args.error_rate,
+            bad_phase=args.bad_phase,
+            keep=args.keep,
+        )
+    except KeyboardInterrupt:
+        print("» interrupted: every server the demo started is stopped", flush=True)
+        return EXIT_INTERRUPTED
     if args.json is not None:
         data = {**asdict(result), "demo_exit_code": result.demo_exit_code}
         args.json.write_text(json.dumps(data, indent=2) + "\n")

@@ -308,6 +308,8 @@ class Stack:
 
     directory: Path
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    # run first when stopping, newest first: clients (the load) end before the servers
+    before_stop: list[Callable[[], None]] = field(default_factory=list)
 
     def __enter__(self) -> Stack:
         return self
@@ -322,6 +324,8 @@ class Stack:
 
     def stop(self) -> None:
         """Stop every process, newest first; safe to call twice."""
+        while self.before_stop:
+            self.before_stop.pop()()
         while self.processes:
             _, proc = self.processes.pop()
             stop_process(proc)

@@ -483,12 +483,7 @@ class Rollout:
             policy=progress.policy if progress.ended is None else PolicyState(),
             traffic=progress.traffic,
         )
-        from . import _judge as judge  # noqa: PLC0415
-
-        for index, criterion in enumerate(phase.gate.criteria):
-            saved = progress.judges.get(criterion.text)
-            if saved is not None:
-                state.judges[index] = judge.state_from_dict(saved)
+        self._restore_judges(state, progress.judges)
         for cp in phase.checkpoints:
             done = progress.checkpoints.get(cp.name)
             if done is not None:
@@ -498,6 +493,17 @@ class Rollout:
             self.journal("hold_released", phase=phase.name, data={"reason": progress.ended.reason})
             journal.progress[phase.name].ended = None
         return state
+
+    @staticmethod
+    def _restore_judges(state: PhaseState, saved: Mapping[str, Mapping[str, Any]]) -> None:
+        """Sequential test states from the journal, by criterion text."""
+        if not saved:
+            return
+        from . import _judge as judge  # noqa: PLC0415
+
+        for index, criterion in enumerate(state.phase.gate.criteria):
+            if criterion.text in saved:
+                state.judges[index] = judge.state_from_dict(saved[criterion.text])
 
     @property
     def info(self) -> RunInfoView:
@@ -702,6 +708,8 @@ class Rollout:
                     # Judged, but the decision was never journaled: decide on the
                     # journaled verdicts rather than judging the checkpoint again.
                     result, now = orphan, orphan.at
+                    assert journaled is not None
+                    self._restore_judges(state, journaled.orphan_judges)
                 else:
                     result = await self.evaluate(state, checkpoint, now, attempt)
                 orphan = None

@@ -68,6 +68,8 @@ class CheckpointProgress:
     # Verdicts journaled for an attempt whose decision was not (the process died
     # between the two): reused on resume, never re-queried.
     orphan: GateResult | None = None
+    # The sequential tests' states after the orphaned look, applied with it.
+    orphan_judges: dict[str, dict[str, Any]] = attrs.field(factory=dict)
 
     @property
     def last(self) -> Decision | None:
@@ -124,6 +126,7 @@ def replay(  # noqa: PLR0915 - one branch per event kind reads best as one fold
     """Fold a journal into a :class:`Journal`."""
     journal = Journal(run_id=run_id)
     pending: dict[tuple[str, str, int], dict[str, list[Any]]] = {}
+    staged: dict[str, dict[str, dict[str, Any]]] = {}
     for event in events:
         journal.last_at = event.at
         data = event.data
@@ -161,7 +164,9 @@ def replay(  # noqa: PLR0915 - one branch per event kind reads best as one fold
             slot = pending.setdefault((event.phase, event.checkpoint, attempt), {"m": [], "v": []})
             slot["m" if kind == "measurement" else "v"].append((event.at, data))
         elif kind == "judge_state" and event.phase in journal.progress:
-            journal.progress[event.phase].judges[str(data["criterion"])] = dict(data["state"])
+            # Only a look whose decision made it to the journal counts: an orphaned
+            # look is judged again on resume and must not be fed to the test twice.
+            staged.setdefault(event.phase, {})[str(data["criterion"])] = dict(data["state"])
         elif kind == "decision" and event.phase and event.checkpoint:
             progress = journal.progress.get(event.phase)
             if progress is None:
@@ -178,6 +183,7 @@ def replay(  # noqa: PLR0915 - one branch per event kind reads best as one fold
             cp = progress.checkpoints.setdefault(event.checkpoint, CheckpointProgress())
             cp.results.append(CheckpointResult(result=result, decision=decision))
             cp.orphan = None
+            progress.judges.update(staged.pop(event.phase, {}))
             counters = data.get("policy")
             if isinstance(counters, Mapping):
                 progress.policy = PolicyState(**{k: int(v) for k, v in counters.items()})
@@ -198,6 +204,7 @@ def replay(  # noqa: PLR0915 - one branch per event kind reads best as one fold
         result = _gate_result(plan, phase, checkpoint, attempt, at, slot)
         if len(result.verdicts) == len(plan.phase(phase).gate.criteria):
             cp.orphan = result
+            cp.orphan_judges = staged.get(phase, {})
     return journal
 
 

@@ -1,0 +1,128 @@
+"""A rollout that can be killed at any moment and run again: the kill test's target.
+
+``python tests/crashrun.py DIR`` runs (or resumes) the rollout whose journal is
+``DIR/journal.sqlite3`` and whose balancer is the file ``DIR/split.json``, on a
+simulated clock, against metrics that depend only on time. It exits 0/1/3 like the
+CLI once the run ends. Every real traffic change is appended to ``DIR/changes.log``
+right after the balancer file was written, so a kill test can check from the
+outside that no change was applied twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import gatekeeper
+from gatekeeper import Measurement, Query, Split
+from gatekeeper.store.sqlite import SQLiteStore
+from gatekeeper.traffic.file import FileBackend
+
+START = datetime(2026, 5, 1, tzinfo=UTC)
+
+PLAN = {
+    "plan": {"name": "crash"},
+    "sources": {"s": {"type": "static"}},
+    "metrics": {
+        "error_rate": {"source": "s", "numerator": "errors", "denominator": "requests"},
+        "latency": {"source": "s", "unit": "s"},
+    },
+    "policy": {"recheck_interval": "2m"},
+    "phases": [
+        {"name": "canary", "traffic": 1, "checkpoints": ["5m", "10m"], "gate": ["error_rate < 1%"]},
+        {
+            "name": "ramp",
+            "steps": [
+                {"traffic": 5, "checkpoints": ["5m"]},
+                {"traffic": 10, "checkpoints": ["5m", "10m", "20m"]},
+            ],
+            "approval": "go/no-go",
+            "gate": [
+                "error_rate < 1%",
+                "latency < 200ms",
+                "error_rate canary <= baseline * 2",
+            ],
+        },
+        {
+            "name": "full",
+            "traffic": 100,
+            "checkpoints": ["10m", "20m"],
+            "gate": ["latency < 200ms"],
+        },
+    ],
+}
+
+
+class Metrics:
+    """Cumulative counts and a latency that depend only on the query's moment; the
+    latency goes missing for a while in the ramp (holds) and the canary's errors
+    climb in the 'bad' variant."""
+
+    def __init__(self, bad: bool, delay: float) -> None:
+        self.bad = bad
+        self.delay = delay
+
+    def query(self, query: Query) -> Measurement:
+        time.sleep(self.delay)  # a real source takes time: room for a kill
+        minutes = (query.at - START).total_seconds() / 60
+        window = query.window.total_seconds() / 60
+        if query.metric == "latency":
+            value = None if 24 <= minutes < 28 else 0.05
+            return Measurement(metric="latency", at=query.at, value=value, variant=query.variant)
+        share = 0.1 if query.variant == "canary" else 0.9
+        requests = 30000.0 * share * window
+        rate = 0.002
+        if self.bad and query.variant == "canary" and minutes > 30:
+            rate = 0.03
+        value = requests if query.text == "requests" else round(requests * rate)
+        return Measurement(metric=query.metric, at=query.at, value=value, variant=query.variant)
+
+
+class LoggedFile(FileBackend):
+    """The file balancer, logging every change it really makes."""
+
+    def __init__(self, path: Path, log: Path) -> None:
+        super().__init__(path)
+        self.log = log
+
+    def set_split(self, canary_percent: float) -> Split:
+        before = self.get_split().canary
+        split = super().set_split(canary_percent)
+        if split.canary != before:
+            with self.log.open("a") as f:
+                f.write(f"{split.canary:g}\n")
+                f.flush()
+                os.fsync(f.fileno())
+        return split
+
+
+def run(directory: Path, *, bad: bool = False, delay: float = 0.0) -> gatekeeper.RunResult:
+    plan = gatekeeper.Plan.from_mapping(PLAN)
+    store = SQLiteStore(
+        directory / "journal.sqlite3", lease=__import__("datetime").timedelta(seconds=2)
+    )
+    try:
+        rollout = gatekeeper.Rollout(
+            plan,
+            sources={"s": Metrics(bad, delay)},
+            traffic=LoggedFile(directory / "split.json", directory / "changes.log"),
+            clock=gatekeeper.SimulatedClock(START),
+            store=store,
+            plugins=gatekeeper.Plugins(load_entry_points=False),
+            env={"GATEKEEPER_APPROVE": "ramp=ci"},
+        )
+        return asyncio.run(rollout.run())
+    finally:
+        store.close()
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1])
+    result = run(
+        target, bad="--bad" in sys.argv, delay=float(os.environ.get("CRASHRUN_DELAY", "0.002"))
+    )
+    sys.exit(result.exit_code)

@@ -431,7 +431,7 @@ class Rollout:
     def _check_previous_phase(self, phases: Sequence[Phase]) -> None:
         """Running a later phase on its own needs the phase before it advanced in the
         journal (of this run or an earlier run of the same plan), unless forced."""
-        if self.force or self.rehearsal or not phases:
+        if self.force or self.rehearsal or self.judge_only or not phases:
             return
         index = self.plan.phases.index(phases[0])
         if index == 0:

@@ -195,11 +195,8 @@ def run_demo(  # noqa: PLR0915 - one story, told in order
             prometheus = stack.prometheus([baseline, canary], alertmanager)
             stack.wait_app(baseline)
             stack.wait_app(canary)
-            balancer = (
-                stack.haproxy(baseline, canary)
-                if backend == "haproxy"
-                else (stack.nginx(baseline, canary))
-            )
+            start_balancer = stack.haproxy if backend == "haproxy" else stack.nginx
+            balancer = start_balancer(baseline, canary)
             timeline.say(
                 f"baseline {baseline.url} · canary {canary.url} · {backend} {balancer.url} · "
                 f"prometheus {prometheus.url} · alertmanager {alertmanager.url}"
@@ -306,7 +303,10 @@ def run_demo(  # noqa: PLR0915 - one story, told in order
                 def seen_after() -> bool:
                     return len(_after(reports, load_started, rollback_time)) >= 2
 
-                servers.wait_until(seen_after, timeout=4 * every, what="load after rollback")
+                try:
+                    servers.wait_until(seen_after, timeout=4 * every, what="load intervals")
+                except TimeoutError as exc:
+                    result.problems.append(f"the load stopped reporting after the rollback: {exc}")
             stop_load.set()
             load_thread.join(timeout=10)
             if loads:
@@ -379,7 +379,10 @@ def _check(result: DemoResult, burst: int) -> None:
         if canary != burst:
             problems.append(f"{canary} of {burst} burst requests reached the canary, not all")
         return
-    wanted = (result.errors_started_in, result.first_checkpoint.get(result.errors_started_in or ""))
+    if result.errors_started_in is None:
+        problems.append("the canary never turned bad: no phase start was seen in the output")
+        return
+    wanted = (result.errors_started_in, result.first_checkpoint.get(result.errors_started_in))
     if result.rolled_back_at != wanted:
         problems.append(f"rolled back at {result.rolled_back_at}, not at {wanted}")
     if result.split != 0.0:

@@ -3,22 +3,24 @@
 ``python tests/crashrun.py DIR`` runs (or resumes) the rollout whose journal is
 ``DIR/journal.sqlite3`` and whose balancer is the file ``DIR/split.json``, on a
 simulated clock, against metrics that depend only on time. It exits 0/1/3 like the
-CLI once the run ends. Every real traffic change is appended to ``DIR/changes.log``
-right after the balancer file was written, so a kill test can check from the
-outside that no change was applied twice.
+CLI once the run ends. Every real traffic change is recorded in the balancer file itself
+(``history``), so a kill test can check from the outside that no change was
+applied twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import gatekeeper
-from gatekeeper import Measurement, Query, Split
+from gatekeeper import Measurement, Query
 from gatekeeper.store.sqlite import SQLiteStore
 from gatekeeper.traffic.file import FileBackend
 
@@ -83,21 +85,27 @@ class Metrics:
 
 
 class LoggedFile(FileBackend):
-    """The file balancer, logging every change it really makes."""
+    """The file balancer, keeping every change it really made inside the same file,
+    written by the same atomic rename: a kill can never separate a change from its
+    record (a log beside it could miss or double an entry)."""
 
-    def __init__(self, path: Path, log: Path) -> None:
-        super().__init__(path)
-        self.log = log
+    def _write(self, canary: float) -> None:
+        history = history_of(self.path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"canary": canary, "history": [*history, canary]}, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(tmp).replace(self.path)
 
-    def set_split(self, canary_percent: float) -> Split:
-        before = self.get_split().canary
-        split = super().set_split(canary_percent)
-        if split.canary != before:
-            with self.log.open("a") as f:
-                f.write(f"{split.canary:g}\n")
-                f.flush()
-                os.fsync(f.fileno())
-        return split
+
+def history_of(path: Path) -> list[float]:
+    """Every change the balancer file went through, in order."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return []
+    return [float(x) for x in data.get("history", [])]
 
 
 def run(directory: Path, *, bad: bool = False, delay: float = 0.0) -> gatekeeper.RunResult:
@@ -109,7 +117,7 @@ def run(directory: Path, *, bad: bool = False, delay: float = 0.0) -> gatekeeper
         rollout = gatekeeper.Rollout(
             plan,
             sources={"s": Metrics(bad, delay)},
-            traffic=LoggedFile(directory / "split.json", directory / "changes.log"),
+            traffic=LoggedFile(directory / "split.json"),
             clock=gatekeeper.SimulatedClock(START),
             store=store,
             plugins=gatekeeper.Plugins(load_entry_points=False),

@@ -16,6 +16,7 @@ import crashrun
 import gatekeeper
 from gatekeeper import Event, RunOutcome
 from gatekeeper.store.sqlite import SQLiteStore
+from gatekeeper.traffic.file import FileBackend
 from journal_invariants import check
 
 
@@ -53,7 +54,7 @@ def run_once(directory: Path, *, bad: bool, crash_after: int | None, before: boo
     rollout = gatekeeper.Rollout(
         plan,
         sources={"s": crashrun.Metrics(bad, 0.0)},
-        traffic=crashrun.LoggedFile(directory / "split.json", directory / "changes.log"),
+        traffic=crashrun.LoggedFile(directory / "split.json"),
         clock=gatekeeper.SimulatedClock(crashrun.START),
         store=store,
         plugins=gatekeeper.Plugins(load_entry_points=False),
@@ -80,8 +81,7 @@ def journal(directory: Path) -> list[Event]:
 
 
 def changes(directory: Path) -> list[float]:
-    log = directory / "changes.log"
-    return [float(x) for x in log.read_text().split()] if log.exists() else []
+    return crashrun.history_of(directory / "split.json")
 
 
 REFERENCE: dict[bool, list[Event]] = {}
@@ -170,7 +170,7 @@ def test_an_edited_plan_is_refused_unless_restarted(tmp_path: Path) -> None:
         return gatekeeper.Rollout(
             plan,
             sources={"s": crashrun.Metrics(False, 0.0)},
-            traffic=crashrun.LoggedFile(tmp_path / "split.json", tmp_path / "changes.log"),
+            traffic=crashrun.LoggedFile(tmp_path / "split.json"),
             clock=gatekeeper.SimulatedClock(crashrun.START),
             store=store,
             plugins=gatekeeper.Plugins(load_entry_points=False),
@@ -198,7 +198,7 @@ def test_a_later_phase_needs_the_one_before_it_advanced(tmp_path: Path) -> None:
         return gatekeeper.Rollout(
             plan,
             sources={"s": crashrun.Metrics(False, 0.0)},
-            traffic=crashrun.LoggedFile(tmp_path / "split.json", tmp_path / "changes.log"),
+            traffic=crashrun.LoggedFile(tmp_path / "split.json"),
             clock=gatekeeper.SimulatedClock(crashrun.START),
             store=store,
             plugins=gatekeeper.Plugins(load_entry_points=False),
@@ -223,7 +223,7 @@ def test_the_balancer_is_put_back_to_the_journal_before_anything_else(tmp_path: 
     assert not run_once(tmp_path, bad=False, crash_after=20, before=False)
     events = journal(tmp_path)
     confirmed = [e.data["canary"] for e in events if e.kind == "traffic_confirmed"][-1]
-    crashrun.LoggedFile(tmp_path / "split.json", tmp_path / "other.log").set_split(50.0)
+    FileBackend(tmp_path / "split.json").set_split(50.0)  # by hand, unrecorded
     while not run_once(tmp_path, bad=False, crash_after=None, before=False):
         pass
     after = journal(tmp_path)

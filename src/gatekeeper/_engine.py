@@ -446,7 +446,7 @@ class Rollout:
                 return
         raise GatekeeperError(
             f"phase {phases[0].name!r} follows {before!r}, which has not advanced in the "
-            f"journal; run {before!r} first, or pass --force to judge "
+            f"journal; run {before!r} first, or pass --force (pytest: --gate-force) to judge "
             f"{phases[0].name!r} anyway"
         )
 

@@ -34,6 +34,7 @@ from gatekeeper import (
 )
 from gatekeeper._engine import PhaseState
 from gatekeeper._report import format_gate_table
+from gatekeeper._status import open_plan_store
 from gatekeeper._units import format_number
 
 __all__ = ["CheckpointItem", "GateFailure", "GateSession", "PhaseCollector", "PlanCollector"]
@@ -60,18 +61,35 @@ class GateSession:
         self.rehearsing = recording is not None
         self.loop = asyncio.Runner()
         names = [p.name for p in phases]
+        self.store: Any = None
         if recording is not None:
             self.rollout = rehearsal(
                 plan, Path(recording), phases=names, judge_only=self.no_traffic
             )
         else:
-            self.rollout = Rollout(plan, judge_only=self.no_traffic)
+            # Live runs journal to the plan's durable store, so a CI retry of
+            # `pytest --gate=ramp` resumes the phase instead of restarting its clock.
+            self.store = open_plan_store(plan, config.getoption("gate_store"))
+            self.rollout = Rollout(
+                plan,
+                judge_only=self.no_traffic,
+                store=self.store,
+                force=bool(config.getoption("gate_force")),
+            )
         self.states: dict[str, PhaseState] = {}
         self.latest: dict[tuple[str, str], CheckpointResult] = {}
         self.decisions: dict[str, Decision] = {}
         self.user_failures: dict[str, list[str]] = {}
         self.stopped: str | None = None
         self.started = False
+        try:
+            # Open (or resume) the run now: a refused resume or phase is a usage
+            # error before any item runs, not a traceback in the first one.
+            self.run(self.rollout.start(self.phases))
+        except BaseException:
+            self.finish(interrupted=False)
+            raise
+        self.started = True
 
     def run(self, coro: Any) -> Any:
         return self.loop.run(coro)
@@ -83,7 +101,15 @@ class GateSession:
             self.started = True
         state = self.states.get(phase.name)
         if state is None:
-            state = self.run(self.rollout.begin_phase(phase))
+            journal = self.rollout.journal_state
+            if journal is not None and journal.advanced(phase.name):
+                # Advanced before a CI retry: its items replay the journaled results.
+                progress = journal.progress[phase.name]
+                state = PhaseState(phase=phase, started_at=progress.started_at)
+            else:
+                state = self.rollout.resumed_phase(phase) or self.run(
+                    self.rollout.begin_phase(phase)
+                )
             self.states[phase.name] = state
             if state.decision is not None:
                 self._ended(phase, state)
@@ -140,6 +166,9 @@ class GateSession:
         finally:
             self.run(self.rollout.aclose())
             self.loop.close()
+            closer = getattr(self.store, "close", None)
+            if closer is not None:
+                closer()
 
 
 SESSION_KEY = pytest.StashKey[GateSession]()
@@ -174,6 +203,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         default=False,
         help="Judge only: never change traffic, not even to roll back.",
+    )
+    group.addoption(
+        "--gate-store",
+        dest="gate_store",
+        default=None,
+        metavar="PATH|URL",
+        help="The run journal (default: $GATEKEEPER_STORE, else a SQLite file next to the plan).",
+    )
+    group.addoption(
+        "--gate-force",
+        dest="gate_force",
+        action="store_true",
+        default=False,
+        help="Gate a phase even though the phase before it has not advanced in the journal.",
     )
     parser.addini("gate_plan", "The gatekeeper plan file for --gate.", default="gates.toml")
 
@@ -217,7 +260,9 @@ def pytest_collection_modifyitems(
             )
     phases = [p for p in plan.phases if p.name in names]
     try:
-        config.stash[SESSION_KEY] = GateSession(config, plan, phases)
+        # --collect-only lists the items and touches no source, balancer or journal.
+        if not config.getoption("collectonly"):
+            config.stash[SESSION_KEY] = GateSession(config, plan, phases)
     except (GatekeeperError, KeyError) as exc:
         raise pytest.UsageError(f"gatekeeper: {exc}") from None
 

@@ -83,6 +83,9 @@ if TYPE_CHECKING:
     from ._api import acheck, arun, check, run, validate
     from ._clock import SimulatedClock, SystemClock
     from ._engine import Rollout, build_sources, build_traffic
+    from ._judge import JudgeResult, Moments, judge_bound, judge_counts, judge_means, split_alpha
+    from ._rehearsal import arehearse, rehearsal, rehearse
+    from .store import Lease, LeasingStore, PostgresStore, SQLiteStore, open_store
 
 __version__ = "0.1.0"
 
@@ -102,6 +105,17 @@ _LAZY = {
     "arehearse": "._rehearsal",
     "rehearsal": "._rehearsal",
     "rehearse": "._rehearsal",
+    "JudgeResult": "._judge",
+    "Moments": "._judge",
+    "judge_bound": "._judge",
+    "judge_counts": "._judge",
+    "judge_means": "._judge",
+    "split_alpha": "._judge",
+    "Lease": ".store",
+    "LeasingStore": ".store",
+    "PostgresStore": ".store",
+    "SQLiteStore": ".store",
+    "open_store": ".store",
 }
 
 
@@ -142,11 +156,15 @@ __all__ = [
     "Gate",
     "GateResult",
     "GatekeeperError",
+    "JudgeResult",
     "Kind",
+    "Lease",
+    "LeasingStore",
     "Measurement",
     "MemoryStore",
     "Metric",
     "MetricSource",
+    "Moments",
     "OnFail",
     "OnInconclusive",
     "Outcome",
@@ -158,6 +176,7 @@ __all__ = [
     "Plugins",
     "Policy",
     "PolicyState",
+    "PostgresStore",
     "Query",
     "Recording",
     "RecordingApprover",
@@ -167,6 +186,7 @@ __all__ = [
     "RunInfoView",
     "RunOutcome",
     "RunResult",
+    "SQLiteStore",
     "SimulatedClock",
     "SourceConfig",
     "SourceError",
@@ -191,10 +211,15 @@ __all__ = [
     "drift",
     "gate_outcome",
     "hookimpl",
+    "judge_bound",
+    "judge_counts",
+    "judge_means",
     "load_plan",
+    "open_store",
     "plan_from_text",
     "rehearsal",
     "rehearse",
     "run",
+    "split_alpha",
     "validate",
 ]

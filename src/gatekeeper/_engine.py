@@ -167,7 +167,13 @@ def summarize(result: GateResult) -> str:
         count = len(result.verdicts)
         return "the criterion passed" if count == 1 else f"all {count} criteria passed"
     deciding = [v for v in result.verdicts if v.outcome is outcome]
-    return "; ".join(f"{v.criterion.metric}: {v.reason}" for v in deciding)
+    # The statistical evidence (e-values, sample sizes) stays in the verdict; the
+    # one-line summary keeps what a person needs to act on.
+    return "; ".join(
+        f"{v.criterion.label}: "
+        + (v.reason.split(", e=")[0] if v.criterion.kind is Kind.COMPARE else v.reason)
+        for v in deciding
+    )
 
 
 @attrs.define

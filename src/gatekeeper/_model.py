@@ -152,6 +152,14 @@ class Criterion:
     fail_only: bool = False
     alpha: float | None = None
 
+    @property
+    def label(self) -> str:
+        """How reports name the criterion: its metric, marked when it is statistical
+        (a gate may judge one metric both ways)."""
+        if self.kind is Kind.COMPARE:
+            return f"{self.metric} vs baseline" if self.reference else f"{self.metric} (seq.)"
+        return self.metric
+
     def describe_bound(self) -> str:
         """The right-hand side as a person reads it: ``< 0.5%``, ``>= prerun × 1.058``."""
         if self.kind is Kind.STABLE:

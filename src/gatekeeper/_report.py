@@ -43,8 +43,13 @@ def _in(delta: timedelta) -> str:
     return format_duration(max(delta, timedelta(0))) if delta > timedelta(0) else "now"
 
 
+def _share(percent: float) -> str:
+    """A traffic share as people say it: 5.08, not 5.07812 (weights round it)."""
+    return format_number(round(percent, 2))
+
+
 def format_verdict(verdict: Verdict, width: int = 20) -> str:
-    return f"{_MARK[verdict.outcome]} {verdict.criterion.metric:<{width}} {verdict.reason}"
+    return f"{_MARK[verdict.outcome]} {verdict.criterion.label:<{width}} {verdict.reason}"
 
 
 def format_gate_table(result: GateResult, metrics: Mapping[str, Metric] | None = None) -> str:
@@ -143,7 +148,7 @@ class ConsoleReporter:
         checkpoints = " ".join(c.name for c in phase.checkpoints)
         self._print(
             f"\n▶ phase {phase.name} [{self._elapsed(run, run.clock.now())}] · canary "
-            f"{format_number(split.canary)}% / baseline {format_number(split.baseline)}% · "
+            f"{_share(split.canary)}% / baseline {_share(split.baseline)}% · "
             f"checkpoints {checkpoints}"
         )
         if self.verbose:
@@ -154,9 +159,9 @@ class ConsoleReporter:
     def gatekeeper_traffic_changed(
         self, run: RunInfoView, phase: Phase | None, split: Split, previous: Split | None
     ) -> None:
-        before = f"{format_number(previous.canary)}% → " if previous is not None else ""
+        before = f"{_share(previous.canary)}% → " if previous is not None else ""
         detail = f" ({split.detail})" if split.detail and self.verbose else ""
-        self._print(f"  traffic: canary {before}{format_number(split.canary)}% confirmed{detail}")
+        self._print(f"  traffic: canary {before}{_share(split.canary)}% confirmed{detail}")
 
     @hookimpl
     def gatekeeper_checkpoint_judged(
@@ -173,7 +178,7 @@ class ConsoleReporter:
             f"  [{self._elapsed(run, result.at)}] {phase.name} @ {result.checkpoint}{attempt}: "
             f"{result.outcome.value.upper()}"
         )
-        width = max((len(v.criterion.metric) for v in result.verdicts), default=10)
+        width = max((len(v.criterion.label) for v in result.verdicts), default=10)
         for verdict in result.verdicts:
             if self.verbose or verdict.outcome is not Outcome.PASS:
                 self._print("      " + format_verdict(verdict, width))
@@ -189,7 +194,7 @@ class ConsoleReporter:
     def gatekeeper_run_finished(self, run: RunInfoView, result: RunResult) -> None:
         split = ""
         if result.split is not None:
-            split = f" · canary at {format_number(result.split.canary)}%"
+            split = f" · canary at {_share(result.split.canary)}%"
         self._print(
             f"\nresult: {result.outcome.value.upper()}{split} · {result.reason} "
             f"(exit {result.exit_code})"

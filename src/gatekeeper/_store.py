@@ -56,3 +56,6 @@ class MemoryStore:
             if run_id not in self._runs:
                 raise StoreError(f"unknown run {run_id!r}")
             self._runs[run_id] = attrs.evolve(self._runs[run_id], status=status)
+
+    def close(self) -> None:
+        """Nothing to release; here so every store can be closed the same way."""

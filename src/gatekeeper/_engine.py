@@ -190,6 +190,9 @@ class PhaseState:
     judges: dict[int, Any] = attrs.field(factory=dict)
     # The share asked for the current step (the balancer may round it).
     traffic: float | None = None
+    # Resumed: the phase had already ended in the journal / a person released its hold.
+    ended_in_journal: bool = False
+    released: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -278,6 +281,8 @@ class Rollout:
                     if self.journal_state is not None and self.journal_state.advanced(phase.name):
                         continue  # advanced before the run was interrupted
                     state = self.resumed_phase(phase) or await self.begin_phase(phase)
+                    if state.ended_in_journal and state.decision is not None:
+                        await self.rollback(phase, state.decision.reason)  # no-op when done
                     if state.decision is None:
                         for checkpoint in phase.checkpoints:
                             results = await self.judge_checkpoint(state, checkpoint)
@@ -481,7 +486,7 @@ class Rollout:
         if journal is None or phase.name not in journal.progress:
             return None
         progress = journal.progress[phase.name]
-        if progress.ended is not None and progress.ended.action is not Action.HOLD:
+        if progress.ended is not None and progress.ended.action is Action.ADVANCE:
             return None
         state = PhaseState(
             phase=phase,
@@ -489,6 +494,11 @@ class Rollout:
             policy=progress.policy if progress.ended is None else PolicyState(),
             traffic=progress.traffic,
         )
+        if progress.ended is not None and progress.ended.action is Action.ROLLBACK:
+            # Rolled back before the process died: the run ends here, never restarts it.
+            state.decision = progress.ended
+            state.ended_in_journal = True
+            return state
         self._restore_judges(state, progress.judges)
         for cp in phase.checkpoints:
             done = progress.checkpoints.get(cp.name)
@@ -498,6 +508,7 @@ class Rollout:
             # Held for a person, who now runs it again: carry on with fresh counters.
             self.journal("hold_released", phase=phase.name, data={"reason": progress.ended.reason})
             journal.progress[phase.name].ended = None
+            state.released = True
         return state
 
     @staticmethod
@@ -673,12 +684,21 @@ class Rollout:
         orphan = None
         if journaled is not None:
             results = list(journaled.results)
-            if journaled.settled:
-                decision = results[-1].decision
-                if decision.final:
+            decision = results[-1].decision if results else None
+            released = decision is not None and decision.action is Action.HOLD and state.released
+            if journaled.settled and not released:
+                if decision is not None and decision.action is Action.ROLLBACK:
+                    # Idempotent: finishes a rollback the dead process had not confirmed.
+                    await self.rollback(phase, decision.reason)
+                if decision is not None and decision.final:
                     state.decision = decision
                 return results  # judged before the run was interrupted: never again
-            if results:
+            if released:
+                # A person released a final hold: judge this checkpoint again, now.
+                state.released = False
+                attempt = results[-1].result.attempt
+                due = self.clock.now()
+            elif results:
                 attempt = results[-1].result.attempt
                 recheck = results[-1].decision.recheck_at
                 assert recheck is not None
@@ -781,11 +801,12 @@ class Rollout:
         decision = state.decision
         if decision is None:
             decision = Decision(action=Action.HOLD, reason="the phase ended without a decision")
-        self.journal(
-            "phase_ended",
-            phase=state.phase.name,
-            data={"action": decision.action.value, "reason": decision.reason},
-        )
+        if not state.ended_in_journal:
+            self.journal(
+                "phase_ended",
+                phase=state.phase.name,
+                data={"action": decision.action.value, "reason": decision.reason},
+            )
         self.phase_results.append(
             PhaseResult(phase=state.phase.name, decision=decision, checkpoints=tuple(state.results))
         )

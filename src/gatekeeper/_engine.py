@@ -591,10 +591,12 @@ class Rollout:
         Waiting holds traffic where it is."""
         assert phase.approval is not None
         journal = self.journal_state
-        if journal is not None and journal.approvals.get(phase.name, ("", ""))[0] == "given":
+        recorded = journal.approvals.get(phase.name) if journal is not None else None
+        if recorded is not None:
+            # Answered while the run was not running (gatekeeper approve / reject).
             answer = ApprovalAnswer(
-                state=ApprovalState.GIVEN,
-                by=journal.approvals[phase.name][1],
+                state=ApprovalState.GIVEN if recorded[0] == "given" else ApprovalState.REJECTED,
+                by=recorded[1],
                 reason="recorded in the journal",
             )
             self.plugins.approval_answered(self.info, phase, answer)

@@ -83,7 +83,7 @@ def describe_run(info: RunInfo, events: Sequence[Event]) -> list[str]:
             last_decision = event
             recheck = event.data.get("recheck_at")
             waiting = f"re-check of {event.checkpoint} at {recheck}" if recheck else ""
-        elif event.kind == "run_ended":
+        elif event.kind == "run_ended" and event.data.get("outcome") != "held":
             waiting = ""
     where = f"phase {phase}" if phase else "no phase started"
     traffic = f", canary at {split:g}%" if isinstance(split, int | float) else ""

@@ -7,6 +7,7 @@ import math
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -625,3 +626,26 @@ def test_a_failing_step_rolls_back_without_climbing_further() -> None:
     result = rollout(plan, source, traffic=traffic).run_sync()
     assert RunOutcome.ROLLED_BACK == result.outcome
     assert [1.0, 5.0, 0.0] == traffic.changes
+
+
+def test_an_approval_file_named_in_the_environment_answers(tmp_path: Path) -> None:
+    """``GATEKEEPER_APPROVAL_FILE``: a JSON file says who approved which phase."""
+    plan = make_plan(
+        phases=[
+            {
+                "name": "full",
+                "traffic": 100,
+                "checkpoints": ["1h"],
+                "gate": ["error_rate < 1%"],
+                "approval": True,
+            }
+        ]
+    )
+    answers = tmp_path / "approvals.json"
+    answers.write_text('{"full": {"state": "given", "by": "carol"}}')
+    store = MemoryStore()
+    env = {"GATEKEEPER_APPROVAL_FILE": str(answers)}
+    result = rollout(plan, ScriptedSource({"error_rate": 0.0}), store=store, env=env).run_sync()
+    assert RunOutcome.ADVANCED == result.outcome
+    given = next(e for e in store.events(result.run_id) if e.kind == "approval_given")
+    assert "carol" == given.data["by"]

@@ -27,6 +27,7 @@ from ._approval import (
     Approver,
     ChainApprover,
     EnvApprover,
+    FileApprover,
 )
 from ._clock import SystemClock
 from ._criteria import judge_relative, judge_stable, judge_threshold
@@ -81,6 +82,15 @@ async def call(func: Callable[..., T | Awaitable[T]], *args: Any) -> T:
     if inspect.isawaitable(result):
         result = await result
     return result  # type: ignore[no-any-return]
+
+
+def default_approver(env: Mapping[str, str]) -> Approver:
+    """Approvals for CI: ``GATEKEEPER_APPROVE`` / ``GATEKEEPER_REJECT``, and the JSON
+    file named by ``GATEKEEPER_APPROVAL_FILE`` (the journal is always asked first)."""
+    approvers: list[Approver] = [EnvApprover(env)]
+    if env.get("GATEKEEPER_APPROVAL_FILE"):
+        approvers.append(FileApprover(Path(env["GATEKEEPER_APPROVAL_FILE"])))
+    return ChainApprover(*approvers)
 
 
 def plugin_context(plan: Plan, env: Mapping[str, str] | None = None) -> PluginContext:
@@ -254,7 +264,7 @@ class Rollout:
         self.traffic = traffic
         self.clock: Clock = clock or SystemClock()
         self.store: Store = store or MemoryStore()
-        self.approver: Approver = approver or ChainApprover(EnvApprover(context.env))
+        self.approver: Approver = approver or default_approver(context.env)
         self.judge_only = judge_only
         self.rehearsal = rehearsal
         self.origin = origin

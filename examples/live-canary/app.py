@@ -118,9 +118,11 @@ class AppHandler(BaseHTTPRequestHandler):
         version = self.server.version
         status = 500 if fail else 200
         body = f"error {version}\n" if fail else f"{version}\n"
-        self.respond(status, body.encode())
+        # Count before answering: a client that reads /metrics right after its last
+        # response must find that response counted.
         self.server.requests.labels(version=version, code=str(status)).inc()
         self.server.duration.labels(version=version).observe(time.perf_counter() - started)
+        self.respond(status, body.encode())
 
     def do_PUT(self) -> None:
         parts = urllib.parse.urlsplit(self.path)

@@ -63,6 +63,22 @@ class Options:
         value = self._get(key, list, [], False)
         return list(value or [])
 
+    def seconds(self, key: str, default: float) -> float:
+        """A duration option in seconds: a number, or text like ``"500ms"``, ``"30s"``;
+        it must be more than zero."""
+        from ._units import parse_duration  # noqa: PLC0415 - keep this module dependency-free
+
+        raw = self.raw(key)
+        if raw is None:
+            return default
+        try:
+            value = parse_duration(raw).total_seconds()
+        except ValueError as exc:
+            raise ConfigError(str(exc), key=key) from None
+        if value <= 0:
+            raise ConfigError("must be more than zero", key=key)
+        return value
+
     def raw(self, key: str) -> Any:
         self._seen.add(key)
         return self._raw.get(key)

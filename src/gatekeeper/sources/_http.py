@@ -29,7 +29,7 @@ import httpx
 import tenacity
 
 from .._options import Options
-from .._units import format_duration, parse_duration
+from .._units import format_duration
 from ..exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -112,19 +112,6 @@ class HttpOutcome:
         return f"{self.error} ({self.attempts_text()})"
 
 
-def _seconds(opts: Options, key: str, default: float) -> float:
-    raw = opts.raw(key)
-    if raw is None:
-        return default
-    try:
-        value = parse_duration(raw).total_seconds()
-    except ValueError as exc:
-        raise ConfigError(str(exc), key=key) from None
-    if value <= 0:
-        raise ConfigError("must be more than zero", key=key)
-    return value
-
-
 def _env_name(value: Any, key: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(
@@ -169,10 +156,10 @@ def http_settings(opts: Options, *, url_required: bool = True) -> HttpSettings:
         raise ConfigError("must be at least 1", key="attempts")
     retry = RetryPolicy(
         attempts=attempts,
-        backoff=_seconds(opts, "backoff", 0.2),
-        max_backoff=_seconds(opts, "max_backoff", 5.0),
-        deadline=_seconds(opts, "deadline", 30.0),
-        max_retry_after=_seconds(opts, "max_retry_after", 30.0),
+        backoff=opts.seconds("backoff", 0.2),
+        max_backoff=opts.seconds("max_backoff", 5.0),
+        deadline=opts.seconds("deadline", 30.0),
+        max_retry_after=opts.seconds("max_retry_after", 30.0),
     )
     headers = opts.table("headers")
     for name, value in headers.items():
@@ -197,7 +184,7 @@ def http_settings(opts: Options, *, url_required: bool = True) -> HttpSettings:
         raise ConfigError("use either bearer_token_env or basic_auth, not both", key="basic_auth")
     return HttpSettings(
         url=url.rstrip("/"),
-        timeout=_seconds(opts, "timeout", 5.0),
+        timeout=opts.seconds("timeout", 5.0),
         retry=retry,
         headers={str(k): str(v) for k, v in headers.items()},
         secret_headers_env=secret_headers,

@@ -27,10 +27,9 @@ import attrs
 from .._model import Split
 from .._options import Options
 from .._protocols import PluginContext
-from .._units import parse_duration
 from ..exceptions import ConfigError, TrafficError
 
-__all__ = ["HAProxyBackend", "Weights", "create", "seconds_option", "share_or_none", "weights_for"]
+__all__ = ["HAProxyBackend", "Weights", "create", "share_or_none", "weights_for"]
 
 HAPROXY_MAX_WEIGHT = 256
 _WEIGHT_REPLY = re.compile(r"^\s*(\d+)\s+\(initial\s+(\d+)\)\s*$")
@@ -252,20 +251,6 @@ class HAProxyBackend:
         return self.set_split(expected)
 
 
-def seconds_option(opts: Options, key: str, default: float) -> float:
-    """A duration option: a number of seconds or a text like ``"500ms"``, ``"30s"``."""
-    raw = opts.raw(key)
-    if raw is None:
-        return default
-    try:
-        value = parse_duration(raw).total_seconds()
-    except ValueError as exc:
-        raise ConfigError(str(exc), key=key) from None
-    if value <= 0:
-        raise ConfigError("must be more than zero", key=key)
-    return value
-
-
 def _parse_address(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
@@ -299,7 +284,7 @@ def create(options: Mapping[str, Any], context: PluginContext) -> HAProxyBackend
         raise ConfigError(
             f"must be within 1..{HAPROXY_MAX_WEIGHT}, got {total}", key="total_weight"
         )
-    timeout = seconds_option(opts, "timeout", 5.0)
+    timeout = opts.seconds("timeout", 5.0)
     opts.done()
     socket_path = None if sock is None else context.base_dir / Path(sock)
     return HAProxyBackend(

@@ -28,7 +28,6 @@ import tenacity
 from .._model import Split
 from .._options import Options
 from .._protocols import PluginContext
-from .._units import parse_duration
 from ..exceptions import ConfigError, TrafficError
 from .command import PLACEHOLDERS, placeholder_values
 
@@ -267,19 +266,6 @@ def _safe(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
-def _seconds(opts: Options, key: str, default: float) -> float:
-    raw = opts.raw(key)
-    if raw is None:
-        return default
-    try:
-        value = parse_duration(raw).total_seconds()
-    except ValueError as exc:
-        raise ConfigError(str(exc), key=key) from None
-    if value <= 0:
-        raise ConfigError("must be more than zero", key=key)
-    return value
-
-
 def _url(opts: Options, key: str, *, required: bool) -> str | None:
     url = opts.required_text(key) if required else opts.text(key)
     if url is None:
@@ -316,8 +302,8 @@ def create(options: Mapping[str, Any], context: PluginContext) -> HttpBackend:
                 "secrets do not belong in the plan: use bearer_token_env", key=f"headers.{name}"
             )
     token_env = opts.text("bearer_token_env")
-    timeout = _seconds(opts, "timeout", 5.0)
-    backoff = _seconds(opts, "backoff", 0.2)
+    timeout = opts.seconds("timeout", 5.0)
+    backoff = opts.seconds("backoff", 0.2)
     attempts = opts.integer("attempts", 3)
     assert attempts is not None
     if not 1 <= attempts <= 10:

@@ -31,7 +31,7 @@ from .._options import Options
 from .._protocols import PluginContext
 from .._template import placeholders, render
 from ..exceptions import ConfigError, TrafficError
-from .haproxy import Weights, seconds_option, share_or_none, weights_for
+from .haproxy import Weights, share_or_none, weights_for
 
 __all__ = ["DEFAULT_TEMPLATE", "NginxBackend", "create", "parse_weights"]
 
@@ -379,7 +379,7 @@ def create(options: Mapping[str, Any], context: PluginContext) -> NginxBackend:
     assert total is not None
     if not 1 <= total <= 1_000_000:
         raise ConfigError(f"must be within 1..1000000, got {total}", key="total_weight")
-    timeout = seconds_option(opts, "timeout", 10.0)
+    timeout = opts.seconds("timeout", 10.0)
     pid_file = opts.text("pid_file")
     opts.done()
     return NginxBackend(

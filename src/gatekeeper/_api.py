@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ._engine import PhaseState, Rollout, build_sources, build_traffic, plugin_context
-from ._model import GateResult, Plan, RunResult
+from ._model import GateResult, Outcome, Plan, RunOutcome, RunResult
 from ._planfile import load_plan
 from ._plugins import Plugins, default_plugins
 
@@ -74,9 +74,8 @@ async def acheck(
         await rollout.aclose()
 
 
-def _outcome(result: GateResult) -> Any:
-    from ._model import Outcome, RunOutcome  # noqa: PLC0415
-
+def _outcome(result: GateResult) -> RunOutcome:
+    """How a one-off check is recorded in its (in-memory) journal."""
     return {
         Outcome.PASS: RunOutcome.ADVANCED,
         Outcome.FAIL: RunOutcome.ROLLED_BACK,

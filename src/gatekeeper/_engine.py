@@ -14,7 +14,7 @@ import inspect
 import math
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -1238,8 +1238,6 @@ def _same_share(a: float, b: float) -> bool:
 
 
 def _wall_now() -> datetime:
-    from datetime import UTC  # noqa: PLC0415
-
     return datetime.now(UTC)
 
 

@@ -151,3 +151,16 @@ def test_usage_errors_exit_2() -> None:
     done = gatekeeper("rehearse", str(PLAN))
     assert 2 == done.returncode
     assert "one of the arguments --metrics --since is required" in done.stderr
+
+
+def test_a_misspelled_metric_option_is_located(tmp_path: Path) -> None:
+    """A source-specific metric option with a typo fails validation with its line."""
+    text = PLAN.read_text().replace('path = "$.value"', 'pth = "$.value"')
+    broken = tmp_path / "gates.toml"
+    broken.write_text(text)
+    done = gatekeeper("validate", str(broken))
+    assert 2 == done.returncode
+    line = text.splitlines().index('pth = "$.value"') + 1
+    assert done.stderr.startswith(
+        f"gatekeeper: {broken}:{line}: metrics.revenue_per_user.pth: unknown option"
+    )

@@ -30,7 +30,7 @@ def _check_metrics(plan: Plan, tmp_path: Path) -> None:
         source: Any
         if config.type == "prometheus":
             source = prometheus.create(config.name, config.options, context)
-            source.validate_metric(metric.options)
+            source.validate_metric(metric.query or "", metric.options)
             for text in (metric.query, metric.numerator, metric.denominator):
                 if text is not None:
                     values = {"variant": "v2", "phase": "canary", "window": "15m", **plan.args}

@@ -112,6 +112,16 @@ def build_sources(plan: Plan, plugins: Plugins, context: PluginContext) -> dict[
         except ConfigError as exc:
             sub = tuple(exc.key.split(".")) if exc.key else ()
             raise plan_error(plan, (*key, *sub), exc.message) from None
+    # A source may check its metrics' own options now, not at the ramp's third hour.
+    for name, metric in plan.metrics.items():
+        validator = getattr(built[metric.source], "validate_metric", None)
+        if validator is None:
+            continue
+        try:
+            validator(metric.query or "", metric.options)
+        except ConfigError as exc:
+            sub = tuple(exc.key.split(".")) if exc.key else ()
+            raise plan_error(plan, ("metrics", name, *sub), exc.message) from None
     return built
 
 

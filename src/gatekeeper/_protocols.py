@@ -23,7 +23,9 @@ class MetricSource(Protocol):
     then records an INCONCLUSIVE verdict with the error as the reason.
 
     Optional extras the engine uses when present:
-    ``query_range(query, *, step) -> Measurement`` (with ``series``) and
+    ``query_range(query, *, step) -> Measurement`` (with ``series``),
+    ``validate_metric(text, options)`` (raise :class:`ConfigError` for a metric's bad
+    source-specific options; called when the plan's sources are built) and
     ``close()`` / ``aclose()``.
     """
 

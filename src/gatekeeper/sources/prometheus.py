@@ -262,7 +262,7 @@ class PrometheusSource:
     def __repr__(self) -> str:
         return f"PrometheusSource(name={self.name!r}, url={self.settings.url!r})"
 
-    def validate_metric(self, options: Mapping[str, Any]) -> None:
+    def validate_metric(self, text: str, options: Mapping[str, Any]) -> None:
         """Check a metric's source-specific options (the plan loader may call this)."""
         validate_metric_options(options)
 

@@ -56,8 +56,8 @@ def split(directory: Path) -> float:
 def events(directory: Path) -> list[str]:
     store = SQLiteStore(directory / "gates.journal.sqlite3")
     try:
-        run = store.runs()[-1]
-        return [e.kind for e in store.events(run.run_id)]
+        runs = store.runs()  # the file may exist a moment before its first run does
+        return [e.kind for e in store.events(runs[-1].run_id)] if runs else []
     finally:
         store.close()
 
@@ -122,14 +122,19 @@ def test_sigterm_keeps_traffic_and_says_how_to_go_on(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        journal = tmp_path / "gates.journal.sqlite3"
-        if journal.exists() and "phase_started" in events(tmp_path):
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=30)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            journal = tmp_path / "gates.journal.sqlite3"
+            if journal.exists() and "phase_started" in events(tmp_path):
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:  # never leave the runner behind, whatever failed
+            proc.kill()
+            proc.communicate(timeout=10)
     assert 3 == proc.returncode
     assert "result: INTERRUPTED" in out
     assert "gatekeeper rollback" in out

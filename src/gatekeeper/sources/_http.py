@@ -502,6 +502,35 @@ class ResilientHttp:
         return HttpOutcome(response=response, error=None, attempts=attempts)
 
 
+class HttpSource:
+    """What every HTTP-backed source shares: a name, its settings, and one resilient
+    client it owns (or the injected one), closed by :meth:`aclose`."""
+
+    kind = ""
+
+    def __init__(
+        self,
+        name: str,
+        settings: HttpSettings,
+        *,
+        env: Mapping[str, str],
+        client: httpx.AsyncClient | None = None,
+        sleep: Sleep | None = None,
+        tracer_provider: Any = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self._tracer_provider = tracer_provider
+        self._http = ResilientHttp(settings, env=env, client=client, sleep=sleep)
+
+    def __repr__(self) -> str:
+        # The URL is safe to show: credentials in URLs are refused by http_settings.
+        return f"{type(self).__name__}(name={self.name!r}, url={self.settings.url!r})"
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
 def status_reason(outcome: HttpOutcome) -> str:
     """``HTTP 503 after 3 attempts`` for a response that was not a success."""
     assert outcome.response is not None

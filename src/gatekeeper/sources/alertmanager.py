@@ -26,7 +26,7 @@ from .._units import format_duration, parse_duration
 from ..exceptions import ConfigError
 from ._http import (
     HttpSettings,
-    ResilientHttp,
+    HttpSource,
     Sleep,
     http_settings,
     query_budget,
@@ -162,7 +162,7 @@ def _describe(alerts: list[Mapping[str, Any]]) -> tuple[str, ...]:
     )
 
 
-class AlertmanagerSource:
+class AlertmanagerSource(HttpSource):
     """Counts active alerts on one Alertmanager (``GET /api/v2/alerts``).
 
     Source options: the HTTP ones (``url``, auth, timeouts, retries), ``matchers``
@@ -185,22 +185,15 @@ class AlertmanagerSource:
         sleep: Sleep | None = None,
         tracer_provider: Any = None,
     ) -> None:
-        self.name = name
-        self._tracer_provider = tracer_provider
-        self.settings = settings
+        super().__init__(
+            name, settings, env=env, client=client, sleep=sleep, tracer_provider=tracer_provider
+        )
         self.matchers = matchers
         self.max_age = max_age
-        self._http = ResilientHttp(settings, env=env, client=client, sleep=sleep)
-
-    def __repr__(self) -> str:
-        return f"AlertmanagerSource(name={self.name!r}, url={self.settings.url!r})"
 
     def validate_metric(self, text: str, options: Mapping[str, Any]) -> None:
         """Check a metric's query text and options (the plan loader may call this)."""
         metric_matchers(text, options)
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     async def query(self, query: Query) -> Measurement:
         """How many matching alerts are active now (``query.at`` must be recent)."""

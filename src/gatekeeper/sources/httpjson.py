@@ -34,7 +34,7 @@ from .._template import render
 from ..exceptions import ConfigError
 from ._http import (
     HttpSettings,
-    ResilientHttp,
+    HttpSource,
     Sleep,
     check_url,
     http_settings,
@@ -148,7 +148,7 @@ class _Request:
     body: Any
 
 
-class HttpJsonSource:
+class HttpJsonSource(HttpSource):
     """Picks a number out of a JSON answer.
 
     Source options: the HTTP ones (``url``, auth, timeouts, retries, headers),
@@ -173,19 +173,12 @@ class HttpJsonSource:
         sleep: Sleep | None = None,
         tracer_provider: Any = None,
     ) -> None:
-        self.name = name
-        self._tracer_provider = tracer_provider
-        self.settings = settings
+        super().__init__(
+            name, settings, env=env, client=client, sleep=sleep, tracer_provider=tracer_provider
+        )
         self.method = method
         self.body = body
         self.path = path
-        self._http = ResilientHttp(settings, env=env, client=client, sleep=sleep)
-
-    def __repr__(self) -> str:
-        return f"HttpJsonSource(name={self.name!r}, url={self.settings.url!r})"
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     def validate_metric(self, text: str, options: Mapping[str, Any]) -> None:
         """Check a metric's options (the plan loader may call this)."""

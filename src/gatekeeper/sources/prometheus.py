@@ -27,7 +27,7 @@ from ..exceptions import ConfigError
 from ._http import (
     HttpOutcome,
     HttpSettings,
-    ResilientHttp,
+    HttpSource,
     Sleep,
     http_settings,
     query_budget,
@@ -233,7 +233,7 @@ def validate_metric_options(options: Mapping[str, Any]) -> None:
             raise ConfigError(str(exc), key="step") from None
 
 
-class PrometheusSource:
+class PrometheusSource(HttpSource):
     """Queries one Prometheus server (``/api/v1/query`` and ``/api/v1/query_range``).
 
     Metric options (``[metrics.X]`` keys): ``pick`` reduces several series to one,
@@ -254,20 +254,13 @@ class PrometheusSource:
         sleep: Sleep | None = None,
         tracer_provider: Any = None,
     ) -> None:
-        self.name = name
-        self._tracer_provider = tracer_provider
-        self.settings = settings
-        self._http = ResilientHttp(settings, env=env, client=client, sleep=sleep)
-
-    def __repr__(self) -> str:
-        return f"PrometheusSource(name={self.name!r}, url={self.settings.url!r})"
+        super().__init__(
+            name, settings, env=env, client=client, sleep=sleep, tracer_provider=tracer_provider
+        )
 
     def validate_metric(self, text: str, options: Mapping[str, Any]) -> None:
         """Check a metric's source-specific options (the plan loader may call this)."""
         validate_metric_options(options)
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     def _measurement(self, query: Query, rendered: str, **fields: Any) -> Measurement:
         return Measurement(

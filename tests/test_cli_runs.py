@@ -7,10 +7,13 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from gatekeeper import Event, RunInfo
+from gatekeeper._status import describe_run
 from gatekeeper.store.sqlite import SQLiteStore
 
 PLAN = """
@@ -167,3 +170,24 @@ def test_unknown_run_lists_the_latest(plan: Path) -> None:
     missing = gatekeeper(plan, "history", "nope")
     assert 1 == missing.returncode
     assert "no run 'nope' in the journal (latest:" in missing.stderr
+
+
+def test_status_shows_the_verdicts_of_the_last_decision_once() -> None:
+    """A re-checked checkpoint lists only its last evaluation's verdicts."""
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def event(kind: str, checkpoint: str, **data: object) -> Event:
+        return Event(kind=kind, at=at, phase="ramp", checkpoint=checkpoint, data=data)
+
+    events = [
+        Event(kind="phase_started", at=at, phase="ramp", data={}),
+        event("verdict", "15m", outcome="inconclusive", criterion="m < 1", reason="no data"),
+        event("decision", "15m", action="hold", reason="re-check", recheck_at="soon"),
+        event("verdict", "15m", outcome="pass", criterion="m < 1", reason="0.5 < 1"),
+        event("decision", "15m", action="continue", reason="gate passed"),
+    ]
+    info = RunInfo(run_id="r1", plan="p", plan_digest="d", started_at=at, status="running")
+    lines = describe_run(info, events)
+    verdict_lines = [line for line in lines if "m < 1:" in line]
+    assert ["    PASS         m < 1: 0.5 < 1"] == verdict_lines
+    assert "last decision at 15m: CONTINUE (gate passed)" in "\n".join(lines)

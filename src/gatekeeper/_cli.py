@@ -216,8 +216,7 @@ def _backtest(plan: Plan, since: str, phases: Sequence[str] | None, plugins: Plu
         raise PlanError(f"--since: expected an ISO 8601 time, got {since!r}") from None
     if origin.tzinfo is None:
         origin = origin.replace(tzinfo=UTC)
-    probe = Rollout(plan, sources={}, traffic=MemoryBackend(), plugins=plugins)
-    selected = probe.select(phases)
+    selected = plan.select(phases)
     first = selected[0]
     end = origin + plan.phase_offset(first.name) + sum((p.duration for p in selected), timedelta(0))
     if end > datetime.now(UTC):

@@ -325,15 +325,10 @@ class Rollout:
 
     def select(self, phases: Sequence[str] | None) -> list[Phase]:
         """The phases to run, in plan order; an unknown name lists the known ones."""
-        if not phases:
-            return list(self.plan.phases)
-        known = [p.name for p in self.plan.phases]
-        for name in phases:
-            if name not in known:
-                raise PlanError(
-                    f"unknown phase {name!r} (known: {', '.join(known)})", file=self.plan.path
-                )
-        return [p for p in self.plan.phases if p.name in phases]
+        try:
+            return list(self.plan.select(phases))
+        except KeyError as exc:
+            raise PlanError(str(exc.args[0]), file=self.plan.path) from None
 
     # -- steps --------------------------------------------------------------------
 
@@ -667,8 +662,8 @@ class Rollout:
     def _journaled_approval(self, phase: Phase, *, after: int) -> ApprovalAnswer | None:
         """An answer someone wrote into the journal after the request (the CLI's
         ``approve`` / ``reject``), or ``None``."""
-        for event in self.store.events(self.run_id):
-            if event.seq <= after or event.phase != phase.name:
+        for event in self.store.events(self.run_id, after=after):
+            if event.phase != phase.name:
                 continue
             if event.kind in ("approval_given", "approval_rejected"):
                 state = (
@@ -1287,41 +1282,21 @@ def _ratio(
     metric: Metric, variant: str, at: datetime, top: Measurement, bottom: Measurement
 ) -> Measurement:
     """numerator / denominator, keeping both counts for the statistical judge."""
-    query = f"({top.query}) / ({bottom.query})"
-    problem = top.problem or bottom.problem
-    if problem is not None:
-        which = "numerator" if top.problem else "denominator"
-        return Measurement(
-            metric=metric.name,
-            variant=variant,
-            at=at,
-            value=None,
-            query=query,
-            source=top.source,
-            reason=f"{which}: {problem}",
-            retries=top.retries + bottom.retries,
-        )
-    assert top.value is not None and bottom.value is not None
-    if bottom.value == 0:
-        return Measurement(
-            metric=metric.name,
-            variant=variant,
-            at=at,
-            value=None,
-            query=query,
-            source=top.source,
-            reason="no samples: the denominator is 0",
-            numerator=top.value,
-            denominator=0.0,
-        )
-    return Measurement(
+    ratio = Measurement(
         metric=metric.name,
         variant=variant,
         at=at,
-        value=top.value / bottom.value,
-        query=query,
+        value=None,
+        query=f"({top.query}) / ({bottom.query})",
         source=top.source,
-        numerator=top.value,
-        denominator=bottom.value,
         retries=top.retries + bottom.retries,
     )
+    problem = top.problem or bottom.problem
+    if problem is not None:
+        which = "numerator" if top.problem else "denominator"
+        return attrs.evolve(ratio, reason=f"{which}: {problem}")
+    assert top.value is not None and bottom.value is not None
+    counts = attrs.evolve(ratio, numerator=top.value, denominator=bottom.value)
+    if bottom.value == 0:
+        return attrs.evolve(counts, reason="no samples: the denominator is 0")
+    return attrs.evolve(counts, value=top.value / bottom.value)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -337,6 +337,15 @@ class Plan:
                 return phase
         known = ", ".join(p.name for p in self.phases)
         raise KeyError(f"unknown phase {name!r} (known: {known})")
+
+    def select(self, names: Sequence[str] | None) -> tuple[Phase, ...]:
+        """The named phases in plan order (every phase for none); a ``KeyError`` that
+        lists the known ones for a name the plan lacks."""
+        if not names:
+            return self.phases
+        for name in names:
+            self.phase(name)
+        return tuple(p for p in self.phases if p.name in names)
 
     def phase_offset(self, name: str) -> timedelta:
         """When the phase starts on the nominal schedule (every earlier phase advancing

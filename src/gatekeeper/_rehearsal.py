@@ -48,15 +48,10 @@ def rehearsal(
     if not isinstance(recording, Recording):
         recording = Recording.load(recording)
     _check_recording(plan, recording)
-    first = plan.phases[0]
-    if phases:
-        known = [p.name for p in plan.phases]
-        unknown = [name for name in phases if name not in known]
-        if unknown:
-            raise PlanError(
-                f"unknown phase {unknown[0]!r} (known: {', '.join(known)})", file=plan.path
-            )
-        first = next(p for p in plan.phases if p.name in phases)
+    try:
+        first = plan.select(phases)[0]
+    except KeyError as exc:
+        raise PlanError(str(exc.args[0]), file=plan.path) from None
     start = origin + plan.phase_offset(first.name)
     index = plan.phases.index(first)
     # The balancer is where the previous phase left it.

@@ -60,11 +60,11 @@ def describe_run(info: RunInfo, events: Sequence[Event]) -> list[str]:
     split = None
     waiting = ""
     last_decision: Event | None = None
-    verdicts: list[Event] = []
+    pending: list[Event] = []  # verdicts of the evaluation not decided yet
+    verdicts: list[Event] = []  # those of the last decided evaluation
     for event in events:
         if event.kind == "phase_started":
             phase = event.phase
-            verdicts = []
         elif event.kind in ("traffic_confirmed", "traffic_read"):
             split = event.data.get("canary")
         elif event.kind == "approval_requested":
@@ -72,15 +72,10 @@ def describe_run(info: RunInfo, events: Sequence[Event]) -> list[str]:
         elif event.kind in ("approval_given", "approval_rejected"):
             waiting = ""
         elif event.kind == "verdict":
-            if (
-                last_decision is not None
-                and verdicts
-                and verdicts[-1].checkpoint != event.checkpoint
-            ):
-                verdicts = []
-            verdicts.append(event)
+            pending.append(event)
         elif event.kind == "decision":
             last_decision = event
+            verdicts, pending = pending, []
             recheck = event.data.get("recheck_at")
             waiting = f"re-check of {event.checkpoint} at {recheck}" if recheck else ""
         elif event.kind == "run_ended" and event.data.get("outcome") != "held":
@@ -99,7 +94,7 @@ def describe_run(info: RunInfo, events: Sequence[Event]) -> list[str]:
         lines.extend(
             f"    {str(v.data.get('outcome', '')).upper():<12} {v.data.get('criterion')}: "
             f"{v.data.get('reason')}"
-            for v in verdicts[-10:]
+            for v in verdicts
         )
     return lines
 

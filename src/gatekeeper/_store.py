@@ -41,11 +41,12 @@ class MemoryStore:
             journal.append(attrs.evolve(event, seq=seq))
             return seq
 
-    def events(self, run_id: str) -> Sequence[Event]:
+    def events(self, run_id: str, *, after: int = 0) -> Sequence[Event]:
+        """The run's events in order; only those with ``seq > after`` when given."""
         with self._lock:
             if run_id not in self._events:
                 raise StoreError(f"unknown run {run_id!r}")
-            return tuple(self._events[run_id])
+            return tuple(self._events[run_id][after:])
 
     def runs(self) -> Sequence[RunInfo]:
         with self._lock:

@@ -96,9 +96,6 @@ class GateSession:
 
     def phase_state(self, phase: Phase) -> PhaseState:
         """The phase in progress, begun (approval, traffic) on first use."""
-        if not self.started:
-            self.run(self.rollout.start(self.phases))
-            self.started = True
         state = self.states.get(phase.name)
         if state is None:
             journal = self.rollout.journal_state
@@ -252,13 +249,10 @@ def pytest_collection_modifyitems(
     except PlanError as exc:
         raise pytest.UsageError(f"gatekeeper: {exc}") from None
     names = [name.strip() for name in gate.split(",") if name.strip()]
-    known = [p.name for p in plan.phases]
-    for name in names:
-        if name not in known:
-            raise pytest.UsageError(
-                f"gatekeeper: --gate: unknown phase {name!r} (known: {', '.join(known)})"
-            )
-    phases = [p for p in plan.phases if p.name in names]
+    try:
+        phases = list(plan.select(names))
+    except KeyError as exc:
+        raise pytest.UsageError(f"gatekeeper: --gate: {exc.args[0]}") from None
     try:
         # --collect-only lists the items and touches no source, balancer or journal.
         if not config.getoption("collectonly"):

@@ -14,9 +14,7 @@ is reported as the measurement's reason (INCONCLUSIVE), never as a value.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
-import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -57,40 +55,28 @@ class PythonSource:
         self._func = func
 
     async def query(self, query: Query) -> Measurement:
-        try:
-            if inspect.iscoroutinefunction(self._func):
-                result = await self._func(query)
-            else:
-                result = await asyncio.to_thread(self._func, query)
-        except Exception as exc:  # noqa: BLE001 - a user function's error is a reason, not a crash
+        from .._engine import call  # noqa: PLC0415 - def or async def, like any plugin method
+
+        def no_value(reason: str) -> Measurement:
             return Measurement(
                 metric=query.metric,
                 variant=query.variant,
                 at=query.at,
                 value=None,
                 source=self.name,
-                reason=f"the callable raised {type(exc).__name__}: {exc}",
+                reason=reason,
             )
+
+        try:
+            result = await call(self._func, query)
+        except Exception as exc:  # noqa: BLE001 - a user function's error is a reason, not a crash
+            return no_value(f"the callable raised {type(exc).__name__}: {exc}")
         if isinstance(result, Measurement):
             return result
         if result is None:
-            return Measurement(
-                metric=query.metric,
-                variant=query.variant,
-                at=query.at,
-                value=None,
-                source=self.name,
-                reason="the callable returned no data",
-            )
+            return no_value("the callable returned no data")
         if isinstance(result, bool) or not isinstance(result, int | float):
-            return Measurement(
-                metric=query.metric,
-                variant=query.variant,
-                at=query.at,
-                value=None,
-                source=self.name,
-                reason=f"the callable returned {type(result).__name__}, not a number",
-            )
+            return no_value(f"the callable returned {type(result).__name__}, not a number")
         return Measurement(
             metric=query.metric,
             variant=query.variant,

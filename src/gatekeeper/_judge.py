@@ -484,15 +484,15 @@ def judge_counts(  # noqa: PLR0915 - one look reads top to bottom: check, update
     ratio_text = "" if estimate is None else f"{_fmt_ratio(estimate)}, "
     bound_text = f"bound {op} {_fmt_ratio(factor)}"
     evidence = _evidence_text(_e(max_harm), _e(max_safe), alpha)
-    explanation = (
-        f"{rates_text} ({ratio_text}{interval}; {bound_text}), {evidence} after {n_text}: {word}"
+    explanation = _explain(
+        f"{rates_text} ({ratio_text}{interval}; {bound_text})",
+        evidence,
+        n_text,
+        word,
+        collecting=collecting,
+        fail_only=fail_only,
+        waiting_head=f"{rates_text} ({ratio_text}{interval})",
     )
-    if collecting:
-        explanation = (
-            f"collecting evidence: {n_text}; {rates_text} ({ratio_text}{interval}), {evidence}"
-        )
-        if fail_only:
-            explanation += "; fail-only: PASS at the phase's last checkpoint unless harm shows"
     return new_state, JudgeResult(
         outcome=outcome,
         test="counts",
@@ -510,6 +510,26 @@ def judge_counts(  # noqa: PLR0915 - one look reads top to bottom: check, update
         decided_after_s=decided,
         collecting=collecting,
     )
+
+
+def _explain(
+    head: str,
+    evidence: str,
+    n_text: str,
+    word: str,
+    *,
+    collecting: bool,
+    fail_only: bool,
+    waiting_head: str | None = None,
+) -> str:
+    """The verdict's one line, the same shape for every test: what was seen, the
+    evidence, and either the decision or that evidence is still being collected."""
+    if not collecting:
+        return f"{head}, {evidence} after {n_text}: {word}"
+    text = f"collecting evidence: {n_text}; {waiting_head or head}, {evidence}"
+    if fail_only:
+        text += "; fail-only: PASS at the phase's last checkpoint unless harm shows"
+    return text
 
 
 def _evidence_text(e_harm: float, e_safe: float, alpha: float) -> str:
@@ -677,11 +697,7 @@ def judge_bound(
     evidence = _evidence_text(_e(max_harm), _e(max_safe), alpha)
     n_text = f"n={_fmt_n(trials)}"
     head = f"{name} {shown} ({interval}; bound {op} {bound * 100:.6g}%)"
-    explanation = f"{head}, {evidence} after {n_text}: {word}"
-    if collecting:
-        explanation = f"collecting evidence: {n_text}; {head}, {evidence}"
-        if fail_only:
-            explanation += "; fail-only: PASS at the phase's last checkpoint unless harm shows"
+    explanation = _explain(head, evidence, n_text, word, collecting=collecting, fail_only=fail_only)
     return new_state, JudgeResult(
         outcome=outcome,
         test="bound",
@@ -903,11 +919,7 @@ def judge_means(
         f"({shown}, {interval}; {bound_text})"
     )
     evidence = _evidence_text(_e(max_harm), _e(max_safe), alpha)
-    explanation = f"{head}, {evidence} after {n_text}: {word}"
-    if collecting:
-        explanation = f"collecting evidence: {n_text}; {head}, {evidence}"
-        if fail_only:
-            explanation += "; fail-only: PASS at the phase's last checkpoint unless harm shows"
+    explanation = _explain(head, evidence, n_text, word, collecting=collecting, fail_only=fail_only)
     return new_state, JudgeResult(
         outcome=outcome,
         test="means",

@@ -16,8 +16,9 @@ import os
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import gatekeeper
 from gatekeeper import Measurement, Query
@@ -108,22 +109,32 @@ def history_of(path: Path) -> list[float]:
     return [float(x) for x in data.get("history", [])]
 
 
-def run(directory: Path, *, bad: bool = False, delay: float = 0.0) -> gatekeeper.RunResult:
-    plan = gatekeeper.Plan.from_mapping(PLAN)
-    store = SQLiteStore(
-        directory / "journal.sqlite3", lease=__import__("datetime").timedelta(seconds=2)
+def rollout(
+    directory: Path,
+    store: gatekeeper.Store,
+    *,
+    bad: bool = False,
+    delay: float = 0.0,
+    plan: gatekeeper.Plan | None = None,
+    **options: Any,
+) -> gatekeeper.Rollout:
+    """The crash plan's rollout over ``directory``'s balancer file and ``store``."""
+    return gatekeeper.Rollout(
+        plan or gatekeeper.Plan.from_mapping(PLAN),
+        sources={"s": Metrics(bad, delay)},
+        traffic=LoggedFile(directory / "split.json"),
+        clock=gatekeeper.SimulatedClock(START),
+        store=store,
+        plugins=gatekeeper.Plugins(load_entry_points=False),
+        env={"GATEKEEPER_APPROVE": "ramp=ci"},
+        **options,
     )
+
+
+def run(directory: Path, *, bad: bool = False, delay: float = 0.0) -> gatekeeper.RunResult:
+    store = SQLiteStore(directory / "journal.sqlite3", lease=timedelta(seconds=2))
     try:
-        rollout = gatekeeper.Rollout(
-            plan,
-            sources={"s": Metrics(bad, delay)},
-            traffic=LoggedFile(directory / "split.json"),
-            clock=gatekeeper.SimulatedClock(START),
-            store=store,
-            plugins=gatekeeper.Plugins(load_entry_points=False),
-            env={"GATEKEEPER_APPROVE": "ramp=ci"},
-        )
-        return asyncio.run(rollout.run())
+        return asyncio.run(rollout(directory, store, bad=bad, delay=delay).run())
     finally:
         store.close()
 

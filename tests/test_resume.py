@@ -6,6 +6,7 @@ import asyncio
 import tempfile
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -44,24 +45,14 @@ class CrashingStore(SQLiteStore):
 
 def run_once(directory: Path, *, bad: bool, crash_after: int | None, before: bool) -> bool:
     """Run (or resume) the crash plan; True when the run ended."""
-    plan = gatekeeper.Plan.from_mapping(crashrun.PLAN)
     path = directory / "journal.sqlite3"
     store = (
         SQLiteStore(path, lease=timedelta(seconds=2))
         if crash_after is None
         else CrashingStore(path, after=crash_after, before_write=before)
     )
-    rollout = gatekeeper.Rollout(
-        plan,
-        sources={"s": crashrun.Metrics(bad, 0.0)},
-        traffic=crashrun.LoggedFile(directory / "split.json"),
-        clock=gatekeeper.SimulatedClock(crashrun.START),
-        store=store,
-        plugins=gatekeeper.Plugins(load_entry_points=False),
-        env={"GATEKEEPER_APPROVE": "ramp=ci"},
-    )
     try:
-        asyncio.run(rollout.run())
+        asyncio.run(crashrun.rollout(directory, store, bad=bad).run())
     except Crash:
         return False
     finally:
@@ -126,9 +117,12 @@ class CrashAndResume(RuleBasedStateMachine):
         path = self.directory / "journal.sqlite3"
         if not path.exists():
             return
-        events = journal(self.directory) if SQLiteStore(path).runs() else []
-        if not events:
-            return
+        store = SQLiteStore(path)
+        try:
+            runs = store.runs()
+            events = list(store.events(runs[-1].run_id)) if runs else []
+        finally:
+            store.close()
         seqs = [e.seq for e in events]
         assert seqs == list(range(1, len(events) + 1))
 
@@ -168,17 +162,8 @@ def test_an_edited_plan_is_refused_unless_restarted(tmp_path: Path) -> None:
     plan = gatekeeper.Plan.from_mapping(edited)
     store = SQLiteStore(tmp_path / "journal.sqlite3")
 
-    def rollout(**kwargs: object) -> gatekeeper.Rollout:
-        return gatekeeper.Rollout(
-            plan,
-            sources={"s": crashrun.Metrics(False, 0.0)},
-            traffic=crashrun.LoggedFile(tmp_path / "split.json"),
-            clock=gatekeeper.SimulatedClock(crashrun.START),
-            store=store,
-            plugins=gatekeeper.Plugins(load_entry_points=False),
-            env={"GATEKEEPER_APPROVE": "ramp=ci"},
-            **kwargs,  # type: ignore[arg-type]
-        )
+    def rollout(**options: Any) -> gatekeeper.Rollout:
+        return crashrun.rollout(tmp_path, store, plan=plan, **options)
 
     try:
         with pytest.raises(gatekeeper.GatekeeperError, match="the plan changed since it started"):
@@ -196,17 +181,8 @@ def test_a_later_phase_needs_the_one_before_it_advanced(tmp_path: Path) -> None:
     plan = gatekeeper.Plan.from_mapping(crashrun.PLAN)
     store = SQLiteStore(tmp_path / "journal.sqlite3")
 
-    def rollout(**kwargs: object) -> gatekeeper.Rollout:
-        return gatekeeper.Rollout(
-            plan,
-            sources={"s": crashrun.Metrics(False, 0.0)},
-            traffic=crashrun.LoggedFile(tmp_path / "split.json"),
-            clock=gatekeeper.SimulatedClock(crashrun.START),
-            store=store,
-            plugins=gatekeeper.Plugins(load_entry_points=False),
-            env={"GATEKEEPER_APPROVE": "ramp=ci"},
-            **kwargs,  # type: ignore[arg-type]
-        )
+    def rollout(**options: Any) -> gatekeeper.Rollout:
+        return crashrun.rollout(tmp_path, store, plan=plan, **options)
 
     try:
         with pytest.raises(

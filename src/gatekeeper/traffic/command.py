@@ -30,6 +30,7 @@ from .._options import Options
 from .._protocols import PluginContext
 from .._units import parse_duration
 from ..exceptions import ConfigError, TrafficError
+from . import check_share
 
 __all__ = ["PLACEHOLDERS", "CommandBackend", "create", "parse_share"]
 
@@ -186,11 +187,7 @@ class CommandBackend:
 
     def set_split(self, canary_percent: float) -> Split:
         """Read; set unless already there; read back and verify within ``tolerance``."""
-        if math.isnan(canary_percent) or not 0.0 <= canary_percent <= 100.0:
-            raise TrafficError(
-                f"canary share must be within [0, 100], got {canary_percent}",
-                wanted=canary_percent,
-            )
+        check_share(canary_percent)
         detail = f"command {Path(self.get_argv[0]).name}"
         current = self._read(canary_percent)
         if abs(current - canary_percent) <= self.tolerance:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import math
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -22,6 +21,7 @@ from .._model import Split
 from .._options import Options
 from .._protocols import PluginContext
 from ..exceptions import TrafficError
+from . import check_share
 
 __all__ = ["FileBackend", "create"]
 
@@ -87,11 +87,7 @@ class FileBackend:
 
     def set_split(self, canary_percent: float) -> Split:
         """Write the share (unless it is already there), read it back, verify."""
-        if math.isnan(canary_percent) or not 0.0 <= canary_percent <= 100.0:
-            raise TrafficError(
-                f"canary share must be within [0, 100], got {canary_percent}",
-                wanted=canary_percent,
-            )
+        check_share(canary_percent)
         try:
             with self._locked():
                 current = self._read()

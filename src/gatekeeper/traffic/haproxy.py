@@ -28,6 +28,7 @@ from .._model import Split
 from .._options import Options
 from .._protocols import PluginContext
 from ..exceptions import ConfigError, TrafficError
+from . import check_share
 
 __all__ = ["HAProxyBackend", "Weights", "create", "share_or_none", "weights_for"]
 
@@ -73,15 +74,6 @@ def weights_for(canary_percent: float, total: int) -> Weights:
 def share_or_none(weights: Weights) -> float | None:
     """The canary share of ``weights``, or ``None`` when both are 0."""
     return weights.canary_percent if weights.baseline + weights.canary > 0 else None
-
-
-def _check_percent(canary_percent: float, current: float | None) -> None:
-    if math.isnan(canary_percent) or not 0.0 <= canary_percent <= 100.0:
-        raise TrafficError(
-            f"canary share must be within [0, 100], got {canary_percent}",
-            wanted=canary_percent,
-            actual=current,
-        )
 
 
 class HAProxyBackend:
@@ -211,7 +203,7 @@ class HAProxyBackend:
             raise
 
     def _set_split(self, canary_percent: float) -> Split:
-        _check_percent(canary_percent, None)
+        check_share(canary_percent)
         try:
             target = weights_for(canary_percent, self.total_weight)
         except ValueError as exc:

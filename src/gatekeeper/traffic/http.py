@@ -29,6 +29,7 @@ from .._model import Split
 from .._options import Options
 from .._protocols import PluginContext
 from ..exceptions import ConfigError, TrafficError
+from . import check_share
 from .command import PLACEHOLDERS, placeholder_values
 
 __all__ = ["HttpBackend", "create", "extract"]
@@ -230,11 +231,7 @@ class HttpBackend:
 
     def set_split(self, canary_percent: float) -> Split:
         """GET; PUT/POST unless already there; GET again and verify within ``tolerance``."""
-        if math.isnan(canary_percent) or not 0.0 <= canary_percent <= 100.0:
-            raise TrafficError(
-                f"canary share must be within [0, 100], got {canary_percent}",
-                wanted=canary_percent,
-            )
+        check_share(canary_percent)
         detail = f"http {_safe(self.get_url)}"
         current = self._read(canary_percent)
         if abs(current - canary_percent) <= self.tolerance:

@@ -9,6 +9,7 @@ from .._model import Split
 from .._options import Options
 from .._protocols import PluginContext
 from ..exceptions import TrafficError
+from . import check_share
 
 __all__ = ["MemoryBackend", "create"]
 
@@ -26,12 +27,7 @@ class MemoryBackend:
         return Split(canary=self._canary, detail="memory")
 
     async def set_split(self, canary_percent: float) -> Split:
-        if not 0.0 <= canary_percent <= 100.0:
-            raise TrafficError(
-                f"canary share must be within [0, 100], got {canary_percent}",
-                wanted=canary_percent,
-                actual=self._canary,
-            )
+        check_share(canary_percent, actual=self._canary)
         if self.fail_next is not None:
             reason, self.fail_next = self.fail_next, None
             raise TrafficError(reason, wanted=canary_percent, actual=self._canary)

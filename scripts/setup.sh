@@ -15,6 +15,7 @@ if [ "$want_servers" = 1 ]; then
   command -v nginx >/dev/null || missing+=(nginx)
   command -v socat >/dev/null || missing+=(socat)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+  command -v chromium >/dev/null || missing+=(chromium)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing Debian packages: ${missing[*]}" >&2
     sudo=""

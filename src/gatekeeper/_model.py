@@ -416,6 +416,9 @@ class Measurement:
     moments: tuple[float, float, float] | None = None
     warnings: tuple[str, ...] = ()
     retries: int = 0
+    # The source answered without error but had no series at all (Prometheus has no
+    # series for a status code never seen): a ratio's numerator reads it as 0 events.
+    empty: bool = False
 
     @property
     def problem(self) -> str | None:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import attrs
 import httpx
 
 from .._model import Measurement, Query
@@ -400,7 +401,8 @@ class PrometheusSource(HttpSource):
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             return problem(f"garbage JSON: unexpected result shape ({exc})", warnings)
         if not series:
-            return problem("empty result: no series matched", warnings)
+            # Not an error: a ratio's numerator reads "no series" as 0 events.
+            return attrs.evolve(problem("empty result: no series matched", warnings), empty=True)
         if pick is not None:
             selected = pick.select(series, values)
             if not selected:

@@ -1,0 +1,541 @@
+"""Time as the plan says it: windows, freezes and start times in IANA time zones.
+
+Pure arithmetic on aware datetimes: no I/O, no clock, no asyncio. The engine asks
+"may I advance now?", "when may I next?" and "when does that stop?"; the answers come
+from ``zoneinfo`` (with ``tzdata`` where the system has no zone data), never from
+hand-made offset rules.
+
+Wall-clock rules, the same everywhere in this module:
+
+* A moment is *inside* a daily span when its wall-clock time in the span's zone is
+  inside it. Across a spring-forward gap the span opens (or closes) at the first
+  moment the clock reads a later time; across a fall-back overlap a wall-clock time
+  happens twice and is inside both times.
+* A wall-clock time that does not exist (in the spring gap) resolves to the end of the
+  gap, the first moment the clock reads a later time; one that happens twice (in the
+  fall overlap) resolves to its first occurrence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import attrs
+
+__all__ = [
+    "DAY_NAMES",
+    "HORIZON",
+    "Calendar",
+    "Freeze",
+    "Hours",
+    "StartAt",
+    "WeeklyFreeze",
+    "Window",
+    "YearlyFreeze",
+    "ask_moment",
+    "describe_wait",
+    "format_days",
+    "resolve_local",
+]
+
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+HORIZON = timedelta(days=400)
+"""How far ahead :meth:`Calendar.next_open` and :meth:`Calendar.closes_at` look."""
+
+_CHUNK = timedelta(days=7)
+_STEP = timedelta(hours=3)  # no zone changes its offset twice within three hours
+_SECOND = timedelta(seconds=1)
+_UTC_ZONE = ZoneInfo("UTC")
+
+
+def _utc(at: datetime, what: str = "at") -> datetime:
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError(f"{what} must be an aware datetime (with a time zone), got {at!r}")
+    return at.astimezone(UTC)
+
+
+def _aware(instance: object, attribute: attrs.Attribute[datetime], value: datetime) -> None:
+    _utc(value, attribute.name)
+
+
+# -- zones -------------------------------------------------------------------------
+
+
+def _offset(tz: ZoneInfo, seconds: int) -> timedelta | None:
+    return datetime.fromtimestamp(seconds, UTC).astimezone(tz).utcoffset()
+
+
+def _first_with_new_offset(tz: ZoneInfo, before: datetime, after: datetime) -> datetime:
+    """The moment in (before, after] where ``tz``'s offset changes (zone data has whole
+    seconds): ``before`` has the old offset, ``after`` the new one."""
+    low = int(before.timestamp() // 1)
+    high = -int(-after.timestamp() // 1)
+    old = _offset(tz, low)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _offset(tz, middle) == old:
+            low = middle
+        else:
+            high = middle
+    return datetime.fromtimestamp(high, UTC)
+
+
+def _transitions(tz: ZoneInfo, start: datetime, end: datetime) -> list[datetime]:
+    """Every moment in [start, end) at which ``tz``'s wall clock jumps."""
+    found: list[datetime] = []
+    moment = start - _SECOND
+    offset = moment.astimezone(tz).utcoffset()
+    while moment < end:
+        following = min(moment + _STEP, end)
+        new = following.astimezone(tz).utcoffset()
+        if new != offset:
+            change = _first_with_new_offset(tz, moment, following)
+            if start <= change < end:
+                found.append(change)
+        moment, offset = following, new
+    return found
+
+
+def resolve_local(wall: datetime, tz: ZoneInfo) -> datetime:
+    """The moment (UTC) a naive wall-clock time happens in ``tz``.
+
+    A time in the spring gap resolves to the end of the gap; a time in the fall
+    overlap to its first occurrence.
+    """
+    first = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    if first.astimezone(tz).replace(tzinfo=None) == wall:
+        return first
+    other = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    return _first_with_new_offset(tz, min(first, other), max(first, other))
+
+
+def _both_folds(wall: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    # Candidates only: a time in a gap yields moments that are not edges, which the
+    # callers filter by asking the predicate; the gap's real edge is a transition.
+    return (
+        wall.replace(tzinfo=tz, fold=0).astimezone(UTC),
+        wall.replace(tzinfo=tz, fold=1).astimezone(UTC),
+    )
+
+
+def _dates(start: datetime, end: datetime, tz: ZoneInfo) -> Iterable[date]:
+    day = start.astimezone(tz).date() - timedelta(days=1)
+    last = end.astimezone(tz).date() + timedelta(days=1)
+    while day <= last:
+        yield day
+        day += timedelta(days=1)
+
+
+# -- days and hours ----------------------------------------------------------------
+
+
+def format_days(days: Iterable[int]) -> str:
+    """``(0, 1, 2, 3, 4)`` → ``"mon-fri"``, ``(0, 2, 4)`` → ``"mon,wed,fri"``."""
+    ordered = sorted(set(days))
+    runs: list[list[int]] = []
+    for day in ordered:
+        if runs and runs[-1][-1] == day - 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    parts = []
+    for run in runs:
+        if len(run) >= 3:
+            parts.append(f"{DAY_NAMES[run[0]]}-{DAY_NAMES[run[-1]]}")
+        else:
+            parts.extend(DAY_NAMES[day] for day in run)
+    return ",".join(parts)
+
+
+def _check_days(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if (
+        not isinstance(value, tuple)
+        or not value
+        or list(value) != sorted(set(value))
+        or not all(isinstance(day, int) and 0 <= day <= 6 for day in value)
+    ):
+        raise ValueError(f"{attribute.name} must be sorted distinct weekdays 0-6, got {value!r}")
+
+
+def _clock(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+@attrs.frozen(kw_only=True)
+class Hours:
+    """A daily span of wall-clock time, in minutes after midnight: from ``start`` up
+    to, not including, ``end``. ``end`` before ``start`` runs overnight into the next
+    day; ``start=0, end=1440`` is the whole day."""
+
+    start: int = attrs.field(validator=[attrs.validators.ge(0), attrs.validators.lt(1440)])
+    end: int = attrs.field(validator=[attrs.validators.gt(0), attrs.validators.le(1440)])
+
+    def __attrs_post_init__(self) -> None:
+        if self.start == self.end:
+            raise ValueError(f"hours {self} are empty; 00:00-24:00 is the whole day")
+
+    @property
+    def overnight(self) -> bool:
+        return self.end < self.start
+
+    def __str__(self) -> str:
+        return f"{_clock(self.start)}-{_clock(self.end)}"
+
+
+ALL_DAY = Hours(start=0, end=1440)
+EVERY_DAY = tuple(range(7))
+
+
+def _weekly_contains(days: tuple[int, ...], hours: Hours, local: datetime) -> bool:
+    # Boundaries are whole minutes, so the minute the clock shows decides.
+    minute = local.hour * 60 + local.minute
+    weekday = local.weekday()
+    if not hours.overnight:
+        return weekday in days and hours.start <= minute < hours.end
+    # An overnight span belongs to the day it opens on: "fri 22:00-06:00" runs into
+    # Saturday morning, and Monday 00:00-06:00 only follows a Sunday in `days`.
+    return (weekday in days and minute >= hours.start) or (
+        (weekday - 1) % 7 in days and minute < hours.end
+    )
+
+
+def _weekly_edges(hours: Hours, tz: ZoneInfo, start: datetime, end: datetime) -> list[datetime]:
+    found: list[datetime] = []
+    for day in _dates(start, end, tz):
+        midnight = datetime.combine(day, time())
+        for minutes in (hours.start, hours.end):
+            found.extend(_both_folds(midnight + timedelta(minutes=minutes), tz))
+    return found
+
+
+def _weekly_text(days: tuple[int, ...], hours: Hours, tz: ZoneInfo) -> str:
+    when = "every day" if days == EVERY_DAY else format_days(days)
+    return f"{when} {hours} {tz.key}"
+
+
+@attrs.frozen(kw_only=True)
+class Window:
+    """Named hours in which a run may advance and raise traffic.
+
+    ``timezone=None`` is the calendar's. An overnight ``hours`` belongs to the day it
+    opens on (see :class:`Hours`).
+    """
+
+    name: str
+    days: tuple[int, ...] = attrs.field(default=EVERY_DAY, validator=_check_days)
+    hours: Hours = ALL_DAY
+    timezone: ZoneInfo | None = None
+
+    def contains(self, at: datetime, tz: ZoneInfo) -> bool:
+        return _weekly_contains(self.days, self.hours, at.astimezone(self.timezone or tz))
+
+    def edges(self, start: datetime, end: datetime, tz: ZoneInfo) -> list[datetime]:
+        return _weekly_edges(self.hours, self.timezone or tz, start, end)
+
+    def describe(self, tz: ZoneInfo) -> str:
+        return f"window {self.name} ({_weekly_text(self.days, self.hours, self.timezone or tz)})"
+
+
+@attrs.frozen(kw_only=True)
+class Freeze:
+    """A one-off freeze: nothing advances from ``start`` up to, not including, ``end``."""
+
+    name: str
+    start: datetime = attrs.field(validator=_aware)
+    end: datetime = attrs.field(validator=_aware)
+    reason: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if self.end <= self.start:
+            raise ValueError(f"freeze {self.name}: end {self.end} is not after start {self.start}")
+
+    def contains(self, at: datetime, tz: ZoneInfo) -> bool:
+        return self.start <= at < self.end
+
+    def edges(self, start: datetime, end: datetime, tz: ZoneInfo) -> list[datetime]:
+        return [_utc(self.start), _utc(self.end)]
+
+    def describe(self, tz: ZoneInfo) -> str:
+        def show(moment: datetime) -> str:
+            return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+
+        return f"freeze {self.name} ({show(self.start)} to {show(self.end)})"
+
+
+@attrs.frozen(kw_only=True)
+class WeeklyFreeze:
+    """A freeze every week: the same ``days`` and ``hours`` shape as a :class:`Window`."""
+
+    name: str
+    days: tuple[int, ...] = attrs.field(default=EVERY_DAY, validator=_check_days)
+    hours: Hours = ALL_DAY
+    timezone: ZoneInfo | None = None
+    reason: str = ""
+
+    def contains(self, at: datetime, tz: ZoneInfo) -> bool:
+        return _weekly_contains(self.days, self.hours, at.astimezone(self.timezone or tz))
+
+    def edges(self, start: datetime, end: datetime, tz: ZoneInfo) -> list[datetime]:
+        return _weekly_edges(self.hours, self.timezone or tz, start, end)
+
+    def describe(self, tz: ZoneInfo) -> str:
+        return f"freeze {self.name} ({_weekly_text(self.days, self.hours, self.timezone or tz)})"
+
+
+def _check_month_day(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, tuple) or len(value) != 2:
+        raise ValueError(f"{attribute.name} must be (month, day), got {value!r}")
+    month, day = value
+    if (month, day) == (2, 29):
+        raise ValueError("02-29 is not a date every year; use 02-28 or 03-01")
+    date(2001, month, day)  # ValueError for a day the month does not have
+
+
+@attrs.frozen(kw_only=True)
+class YearlyFreeze:
+    """A freeze every year from local midnight of ``start`` (month, day) up to, not
+    including, local midnight of ``end``; ``end`` before ``start`` wraps over New Year."""
+
+    name: str
+    start: tuple[int, int] = attrs.field(validator=_check_month_day)
+    end: tuple[int, int] = attrs.field(validator=_check_month_day)
+    timezone: ZoneInfo | None = None
+    reason: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if self.start == self.end:
+            raise ValueError(f"freeze {self.name}: from and to are the same day")
+
+    def contains(self, at: datetime, tz: ZoneInfo) -> bool:
+        local = at.astimezone(self.timezone or tz)
+        today = (local.month, local.day)
+        if self.start < self.end:
+            return self.start <= today < self.end
+        return today >= self.start or today < self.end
+
+    def edges(self, start: datetime, end: datetime, tz: ZoneInfo) -> list[datetime]:
+        zone = self.timezone or tz
+        found: list[datetime] = []
+        for year in range(start.astimezone(zone).year - 1, end.astimezone(zone).year + 2):
+            for month, day in (self.start, self.end):
+                found.extend(_both_folds(datetime(year, month, day), zone))
+        return found
+
+    def describe(self, tz: ZoneInfo) -> str:
+        (m1, d1), (m2, d2) = self.start, self.end
+        zone = (self.timezone or tz).key
+        return f"freeze {self.name} (every year {m1:02d}-{d1:02d} to {m2:02d}-{d2:02d} {zone})"
+
+
+AnyFreeze = Freeze | WeeklyFreeze | YearlyFreeze
+_Rule = Window | Freeze | WeeklyFreeze | YearlyFreeze
+
+
+def _check_windows(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    names = [item.name for item in value]
+    if len(names) != len(set(names)):
+        raise ValueError(f"{attribute.name}: a name is used twice in {names}")
+
+
+@attrs.frozen(kw_only=True)
+class Calendar:
+    """When a plan may advance: its zone, named windows and freezes.
+
+    ``window=None`` in the queries means "no window": only the freezes count.
+    """
+
+    timezone: ZoneInfo = attrs.field(factory=lambda: _UTC_ZONE)
+    windows: tuple[Window, ...] = attrs.field(default=(), validator=_check_windows)
+    freezes: tuple[AnyFreeze, ...] = attrs.field(default=(), validator=_check_windows)
+
+    def window(self, name: str) -> Window:
+        for window in self.windows:
+            if window.name == name:
+                return window
+        known = ", ".join(sorted(w.name for w in self.windows)) or "none"
+        raise KeyError(f"unknown window {name!r} (known: {known})")
+
+    def with_freeze(self, freeze: AnyFreeze) -> Calendar:
+        """This calendar and one more freeze (an operator's, during an incident)."""
+        return attrs.evolve(self, freezes=(*self.freezes, freeze))
+
+    def _rules(self, window: str | None) -> tuple[Window | None, tuple[AnyFreeze, ...]]:
+        return (None if window is None else self.window(window)), self.freezes
+
+    def _allowed(self, at: datetime, window: Window | None) -> bool:
+        if window is not None and not window.contains(at, self.timezone):
+            return False
+        return not any(freeze.contains(at, self.timezone) for freeze in self.freezes)
+
+    def _edges(self, window: Window | None, start: datetime, end: datetime) -> list[datetime]:
+        rules: list[_Rule] = [*self.freezes] if window is None else [window, *self.freezes]
+        zones = {self.timezone.key: self.timezone}
+        for rule in rules:
+            zone = getattr(rule, "timezone", None)
+            if zone is not None:
+                zones[zone.key] = zone
+        found: set[datetime] = set()
+        for zone in zones.values():
+            found.update(_transitions(zone, start, end))
+        for rule in rules:
+            found.update(e for e in rule.edges(start, end, self.timezone) if start <= e < end)
+        return sorted(found)
+
+    def _first(
+        self, at: datetime, window: str | None, *, allowed: bool, horizon: timedelta
+    ) -> datetime | None:
+        at = _utc(at)
+        rule = self._rules(window)[0]
+        if self._allowed(at, rule) == allowed:
+            return at
+        start, limit = at, at + horizon
+        while start < limit:
+            end = min(start + _CHUNK, limit)
+            for edge in self._edges(rule, start, end):
+                if edge > at and self._allowed(edge, rule) == allowed:
+                    return edge
+            start = end
+        return None
+
+    def may_advance(self, at: datetime, window: str | None = None) -> bool:
+        """Inside the named window (if any) and outside every freeze."""
+        return self._allowed(_utc(at), self._rules(window)[0])
+
+    def next_open(
+        self, at: datetime, window: str | None = None, *, horizon: timedelta = HORIZON
+    ) -> datetime | None:
+        """The earliest moment ≥ ``at`` (in UTC) at which advancing is allowed: ``at``
+        itself when it is; None when it is not within ``horizon``."""
+        return self._first(at, window, allowed=True, horizon=horizon)
+
+    def closes_at(
+        self, at: datetime, window: str | None = None, *, horizon: timedelta = HORIZON
+    ) -> datetime | None:
+        """The earliest moment ≥ ``at`` (in UTC) at which advancing is not allowed
+        (a window ends or a freeze begins): ``at`` itself when it is closed already;
+        None when it stays open through ``horizon``."""
+        return self._first(at, window, allowed=False, horizon=horizon)
+
+    def blockers(self, at: datetime, window: str | None = None) -> tuple[str, ...]:
+        """What keeps advancing closed at ``at``, for people: ``("outside window
+        staffed (mon-fri 09:00-18:00 Europe/Berlin)", "freeze year-end (...)")``."""
+        at = _utc(at)
+        rule = self._rules(window)[0]
+        found: list[str] = []
+        if rule is not None and not rule.contains(at, self.timezone):
+            found.append("outside " + rule.describe(self.timezone))
+        found.extend(
+            freeze.describe(self.timezone)
+            for freeze in self.freezes
+            if freeze.contains(at, self.timezone)
+        )
+        return tuple(found)
+
+
+# -- start times -------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class StartAt:
+    """When a phase may start (or an approval is asked): a wall-clock ``time_of_day``
+    in the plan's zone, ``days_later`` calendar days after the day the phase becomes
+    ready, or an absolute ``moment``."""
+
+    time_of_day: time | None = None
+    days_later: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    moment: datetime | None = attrs.field(default=None, validator=attrs.validators.optional(_aware))
+
+    def __attrs_post_init__(self) -> None:
+        if (self.time_of_day is None) == (self.moment is None):
+            raise ValueError("StartAt needs exactly one of time_of_day and moment")
+        if self.moment is not None and self.days_later:
+            raise ValueError("days_later goes with a time of day, not a moment")
+
+    def _on(self, day: date, tz: ZoneInfo) -> datetime:
+        assert self.time_of_day is not None
+        return resolve_local(datetime.combine(day, self.time_of_day.replace(tzinfo=None)), tz)
+
+    def next_after(self, at: datetime, tz: ZoneInfo) -> datetime:
+        """The start for a phase ready at ``at``: never before ``at`` (a phase ready at
+        exactly 14:00 starts at once for ``"14:00"``); an absolute moment already past
+        is ``at``. A time of day is its first occurrence on or after the ready day
+        (plus ``days_later``) that is not before ``at``."""
+        at = _utc(at)
+        if self.moment is not None:
+            return max(at, _utc(self.moment))
+        day = at.astimezone(tz).date() + timedelta(days=self.days_later)
+        while True:
+            start = self._on(day, tz)
+            if start >= at:
+                return start
+            day += timedelta(days=1)
+
+    def last_at_or_before(self, until: datetime, tz: ZoneInfo) -> datetime:
+        """The latest occurrence at or before ``until`` (for ``ask_at``, whose deadline
+        is the phase's start); an absolute moment after ``until`` is ``until``."""
+        until = _utc(until)
+        if self.moment is not None:
+            return min(until, _utc(self.moment))
+        day = until.astimezone(tz).date()
+        while True:
+            moment = self._on(day, tz)
+            if moment <= until:
+                return moment
+            day -= timedelta(days=1)
+
+    def __str__(self) -> str:
+        if self.moment is not None:
+            return self.moment.isoformat()
+        assert self.time_of_day is not None
+        clock = self.time_of_day.strftime("%H:%M")
+        return f"+{self.days_later}d {clock}" if self.days_later else clock
+
+
+def ask_moment(ask_at: StartAt, *, ready: datetime, start: datetime, tz: ZoneInfo) -> datetime:
+    """When to ask a go/no-go whose answer is due at ``start``: the last ``ask_at`` at
+    or before ``start``, or at once when the phase became ready after it."""
+    ready, start = _utc(ready, "ready"), _utc(start, "start")
+    return min(start, max(ready, ask_at.last_at_or_before(start, tz)))
+
+
+# -- for people --------------------------------------------------------------------
+
+
+def _span(delta: timedelta) -> str:
+    seconds = int(-(-delta.total_seconds() // 1))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes = -(-seconds // 60)  # up: "in 1m" for 30 seconds left, never "in 0m"
+    days, minutes = divmod(minutes, 1440)
+    hours, minutes = divmod(minutes, 60)
+    if days:
+        return f"{days}d{hours}h" if hours else f"{days}d"
+    if hours:
+        return f"{hours}h{minutes}m" if minutes else f"{hours}h"
+    return f"{minutes}m"
+
+
+def describe_wait(now: datetime, until: datetime, tz: ZoneInfo = _UTC_ZONE, what: str = "") -> str:
+    """``"ramp starts at 14:00 UTC, in 47m"``: when ``until`` is, seen from ``now``,
+    in ``tz``; ``what`` (optional) leads. Past or present: ``"ramp starts now"``."""
+    now, until = _utc(now, "now"), _utc(until, "until")
+    lead = f"{what} " if what else ""
+    if until <= now:
+        return f"{lead}now"
+    here, there = now.astimezone(tz), until.astimezone(tz)
+    clock = f"{there:%H:%M} {there.tzname()}"
+    days = (there.date() - here.date()).days
+    if days == 0:
+        when = f"at {clock}"
+    elif days == 1:
+        when = f"tomorrow at {clock}"
+    elif days < 7:
+        when = f"on {there:%a} at {clock}"
+    elif there.year == here.year:
+        when = f"on {there:%a} {there.day} {there:%b} at {clock}"
+    else:
+        when = f"on {there:%a} {there.day} {there:%b} {there.year} at {clock}"
+    return f"{lead}{when}, in {_span(until - now)}"

@@ -26,8 +26,11 @@ from zoneinfo import ZoneInfo
 import attrs
 
 __all__ = [
+    "ALL_DAY",
     "DAY_NAMES",
+    "EVERY_DAY",
     "HORIZON",
+    "AnyFreeze",
     "Calendar",
     "Freeze",
     "Hours",

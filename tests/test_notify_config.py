@@ -32,7 +32,7 @@ def error(raw: dict[str, Any]) -> LocatedError:
     return info.value
 
 
-def test_three_builtin_types_parse():
+def test_three_builtin_types_parse() -> None:
     """webhook, slack and email tables become channels with their notifier and events."""
     channels = parse(
         {
@@ -69,7 +69,7 @@ def test_three_builtin_types_parse():
     assert (587, "starttls") == (mail.notifier.port, mail.notifier.security)
 
 
-def test_secret_env_names_are_listed_for_the_redactor():
+def test_secret_env_names_are_listed_for_the_redactor() -> None:
     """The names of the variables holding secrets are known without reading them."""
     chat, mail = parse(
         {
@@ -88,7 +88,7 @@ def test_secret_env_names_are_listed_for_the_redactor():
     assert ("SMTP_USER", "SMTP_PASSWORD") == mail.secret_env_names()
 
 
-def test_secrets_are_not_in_the_repr():
+def test_secrets_are_not_in_the_repr() -> None:
     """A channel's repr names the variable, never its value."""
     (chat,) = parse({"chat": {"type": "slack", "url_env": "SLACK_URL"}}, {"SLACK_URL": "s3cr3t"})
     assert "s3cr3t" not in repr(chat)
@@ -139,20 +139,20 @@ def test_secrets_are_not_in_the_repr():
         ({"x": "webhook"}, "notify.x", "expected a table"),
     ],
 )
-def test_bad_tables_fail_with_their_key_path(raw: dict[str, Any], key: str, message: str):
+def test_bad_tables_fail_with_their_key_path(raw: dict[str, Any], key: str, message: str) -> None:
     """Every mistake is one error naming the full key, for the loader to locate."""
     located = error(raw)
     assert key == located.key
     assert message in located.message
 
 
-def test_default_error_is_a_plan_error():
+def test_default_error_is_a_plan_error() -> None:
     """Without a factory, errors are PlanErrors carrying the key path."""
     with pytest.raises(PlanError, match=r"notify\.x\.type: unknown notifier type"):
         parse_notifiers({"x": {"type": "pager"}}, {})
 
 
-def test_plugin_types_extend_the_builtin_ones():
+def test_plugin_types_extend_the_builtin_ones() -> None:
     """A type passed in by the plugin host is built like the built-in ones."""
 
     class Quiet:

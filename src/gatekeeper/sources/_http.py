@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
-import math
-import random
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -29,8 +26,17 @@ import httpx
 import tenacity
 
 from .._options import Options
+from .._redact import MIN_SECRET_LENGTH, Redactor, ShortSecretError, clip
 from .._units import format_duration
 from ..exceptions import ConfigError
+from ._retry import (
+    BackoffWait,
+    RetryableStatus,
+    RetryPolicy,
+    describe_error,
+    retryable,
+    retryable_status,
+)
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -48,25 +54,8 @@ __all__ = [
     "source_span",
 ]
 
-RETRY_STATUSES = frozenset({408, 425, 429})
+TEXT_LIMIT = 200  # characters of a server's text (error, warning) a reason may quote
 Sleep = Callable[[float], Awaitable[None]]
-
-
-@attrs.frozen(kw_only=True)
-class RetryPolicy:
-    """How often and how long a request is retried.
-
-    ``attempts`` counts the first try; ``deadline`` bounds one query with all its
-    retries and waits (a checkpoint's own deadline may shorten it further);
-    ``max_retry_after`` caps how long a server's ``Retry-After`` may make us wait.
-    """
-
-    attempts: int = attrs.field(default=3, validator=attrs.validators.ge(1))
-    backoff: float = 0.2
-    max_backoff: float = 5.0
-    jitter: float = 0.2
-    deadline: float = 30.0
-    max_retry_after: float = 30.0
 
 
 @attrs.frozen(kw_only=True)
@@ -75,7 +64,7 @@ class HttpSettings:
 
     url: str
     timeout: float = 5.0
-    retry: RetryPolicy = RetryPolicy()
+    retry: RetryPolicy = attrs.field(factory=RetryPolicy)
     headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     secret_headers_env: Mapping[str, str] = attrs.field(factory=dict)
     bearer_token_env: str | None = None
@@ -213,96 +202,6 @@ def query_budget(query: Query, policy: RetryPolicy) -> float:
     return budget
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date."""
-    raw = response.headers.get("retry-after")
-    if raw is None:
-        return None
-    raw = raw.strip()
-    try:
-        seconds = float(raw)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(raw)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return max(seconds, 0.0)
-
-
-class _RetryableStatus(Exception):  # noqa: N818 - an internal signal, not an error shown to anyone
-    """A response whose status says "try again" (408, 425, 429, 5xx)."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        self.response = response
-        super().__init__(f"HTTP {response.status_code}")
-
-
-def _tls_failure(exc: BaseException) -> bool:
-    """Whether a transport error comes from a certificate that failed verification."""
-    cause: BaseException | None = exc
-    for _ in range(10):  # a bounded walk down the chain of causes
-        if cause is None:
-            return False
-        if isinstance(cause, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(
-            cause
-        ):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False
-
-
-def _retryable(exc: BaseException) -> bool:
-    """Transport errors and 408/425/429/5xx; a certificate that fails verification
-    will fail the same way again, so it is not retried."""
-    if isinstance(exc, _RetryableStatus):
-        return True
-    return isinstance(exc, httpx.TransportError) and not _tls_failure(exc)
-
-
-class _Wait(tenacity.wait.wait_base):
-    """Exponential backoff with jitter; a ``Retry-After`` (capped) takes precedence."""
-
-    def __init__(self, policy: RetryPolicy) -> None:
-        self._policy = policy
-        self._cap = policy.max_retry_after
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        if isinstance(exc, _RetryableStatus):
-            after = _retry_after(exc.response)
-            if after is not None:
-                return min(after, self._cap)
-        # backoff * 2^(n-1), capped, plus up to `jitter` seconds of random spread
-        # (spelled out: tenacity renamed wait_exponential_jitter's arguments across versions)
-        policy = self._policy
-        exponential = policy.backoff * 2 ** (retry_state.attempt_number - 1)
-        spread = random.uniform(0, policy.jitter)  # noqa: S311 - jitter, not cryptography
-        return float(min(exponential, policy.max_backoff) + spread)
-
-
-def describe_error(exc: BaseException, timeout: float) -> str:
-    """A short reason for a transport failure, without URLs, headers or secrets."""
-    if isinstance(exc, httpx.TimeoutException):
-        return f"timed out after {format_duration(timedelta(seconds=timeout))}"
-    if _tls_failure(exc):
-        return "TLS certificate verification failed"
-    if isinstance(exc, httpx.ConnectError):
-        cause: BaseException | None = exc
-        while cause is not None:
-            if isinstance(cause, ConnectionRefusedError) or "refused" in str(cause).lower():
-                return "connection refused"
-            cause = cause.__cause__ or cause.__context__
-        return "cannot connect"
-    if isinstance(exc, httpx.TransportError):
-        return f"transport error ({type(exc).__name__})"
-    return f"{type(exc).__name__}"
-
-
 class ResilientHttp:
     """Sends a source's requests with its auth, timeouts and retry policy.
 
@@ -318,9 +217,13 @@ class ResilientHttp:
         env: Mapping[str, str],
         client: httpx.AsyncClient | None = None,
         sleep: Sleep | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.settings = settings
         self._env = env
+        self._shared = redactor
+        self._redactor: Redactor | None = None
+        self._redactor_key: tuple[str, ...] = ()
         self._client = client
         self._owns_client = client is None
         self._client_loop: asyncio.AbstractEventLoop | None = None
@@ -360,38 +263,57 @@ class ResilientHttp:
             with contextlib.suppress(RuntimeError):
                 await client.aclose()
 
-    def missing_secret(self) -> str | None:
-        """The name of a configured secret variable that is not set, if any."""
+    def _secret_names(self) -> list[str]:
         names = [
             self.settings.bearer_token_env,
             self.settings.basic_username_env,
             self.settings.basic_password_env,
             *self.settings.secret_headers_env.values(),
         ]
-        for name in names:
-            if name is not None and not self._env.get(name):
-                return name
+        return [name for name in names if name is not None]
+
+    def missing_secret(self) -> str | None:
+        """Why a configured secret cannot be sent, if one cannot: its variable is not
+        set, or holds fewer than 4 characters (too short to be masked in output)."""
+        for name in self._secret_names():
+            value = self._env.get(name)
+            if not value:
+                return f"environment variable {name} (named in the plan) is not set"
+            if name != self.settings.basic_username_env and len(value) < MIN_SECRET_LENGTH:
+                return (
+                    f"environment variable {name} holds {len(value)} character(s), too short "
+                    f"to be masked in output (at least {MIN_SECRET_LENGTH}): not sent"
+                )
         return None
 
-    def scrub(self, text: str | None) -> str | None:
-        """``text`` with every configured secret value masked: a server that echoes a
-        token back in an error body must not carry it into a reason or a report."""
+    @property
+    def redactor(self) -> Redactor:
+        """Masks every secret this source sends (token, password, ``user:pass``,
+        secret header values), read from the environment now; the shared redactor
+        (the run's) learns them too."""
+        values = [self._env.get(n, "") for n in self._secret_names()]
+        if self.settings.basic_username_env and self.settings.basic_password_env:
+            user = self._env.get(self.settings.basic_username_env, "")
+            password = self._env.get(self.settings.basic_password_env, "")
+            if user and password:
+                values.append(f"{user}:{password}")
+            if user in values:  # a user name alone is not a secret
+                values.remove(user)
+        key = tuple(values)
+        if self._redactor is None or key != self._redactor_key:
+            redactor = self._shared if self._shared is not None else Redactor()
+            for value in values:
+                with contextlib.suppress(ShortSecretError):  # never sent: see missing_secret
+                    redactor.add(value)
+            self._redactor, self._redactor_key = redactor, key
+        return self._redactor
+
+    def scrub(self, text: str | None, limit: int = TEXT_LIMIT) -> str | None:
+        """``text`` with every form of every secret masked, then cut to ``limit``
+        characters: a server that echoes a token back must not carry it anywhere."""
         if text is None:
             return None
-        for value in self._secret_values():
-            if value:
-                text = text.replace(value, "***")
-        return text
-
-    def _secret_values(self) -> list[str]:
-        names = [
-            self.settings.bearer_token_env,
-            self.settings.basic_password_env,
-            *self.settings.secret_headers_env.values(),
-        ]
-        return sorted(
-            (self._env.get(name, "") for name in names if name is not None), key=len, reverse=True
-        )
+        return clip(self.redactor.redact(text), limit)
 
     def _auth_headers(self) -> tuple[dict[str, str], httpx.Auth | None]:
         headers = dict(self.settings.headers)
@@ -420,16 +342,15 @@ class ResilientHttp:
     ) -> HttpOutcome:
         """Send ``method url`` with retries; never raises for HTTP or transport trouble.
 
-        ``budget`` (seconds) bounds the whole exchange: each attempt's timeout is cut
-        to what is left, and no retry starts whose wait would end past it.
+        ``budget`` (seconds) bounds the whole exchange, slow bodies included: one
+        overall timeout surrounds every attempt with its headers, its body however
+        slowly it drips, and the waits between attempts (httpx's own timeouts only
+        bound each read, so a byte every half second would never trip them).
         """
         missing = self.missing_secret()
         if missing is not None:
-            return HttpOutcome(
-                response=None,
-                error=f"environment variable {missing} (named in the plan) is not set",
-                attempts=0,
-            )
+            return HttpOutcome(response=None, error=missing, attempts=0)
+        self.redactor  # noqa: B018 - learn this request's secrets before anything can fail
         policy = self.settings.retry
         total = policy.deadline if budget is None else budget
         started = time.monotonic()
@@ -454,9 +375,8 @@ class ResilientHttp:
                 auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
                 timeout=timeout,
             )
-            if response.status_code in RETRY_STATUSES or response.status_code >= 500:
-                await response.aread()
-                raise _RetryableStatus(response)
+            if retryable_status(response.status_code):
+                raise RetryableStatus(response)
             return response
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
@@ -465,7 +385,7 @@ class ResilientHttp:
             exc = state.outcome.exception() if state.outcome else None
             cause = (
                 f"HTTP {exc.response.status_code}"
-                if isinstance(exc, _RetryableStatus)
+                if isinstance(exc, RetryableStatus)
                 else describe_error(exc, self.settings.timeout)
                 if exc is not None
                 else "unknown"
@@ -482,15 +402,23 @@ class ResilientHttp:
 
         retrying = tenacity.AsyncRetrying(
             stop=tenacity.stop_after_attempt(policy.attempts) | tenacity.stop_before_delay(total),
-            wait=_Wait(policy),
-            retry=tenacity.retry_if_exception(_retryable),
+            wait=BackoffWait(policy),
+            retry=tenacity.retry_if_exception(retryable),
             before_sleep=before_sleep,
             sleep=self._sleep,
             reraise=True,
         )
         try:
-            response: httpx.Response = await retrying(attempt)
-        except _RetryableStatus as exc:
+            async with asyncio.timeout(max(total, 0.001)):
+                response: httpx.Response = await retrying(attempt)
+        except TimeoutError:
+            shown = format_duration(timedelta(seconds=total))
+            return HttpOutcome(
+                response=None,
+                error=f"timed out after {shown} (the deadline of the whole request)",
+                attempts=attempts,
+            )
+        except RetryableStatus as exc:
             return HttpOutcome(response=exc.response, error=None, attempts=attempts)
         except httpx.TransportError as exc:
             timeout = min(self.settings.timeout, total)
@@ -498,6 +426,12 @@ class ResilientHttp:
         except (httpx.HTTPError, httpx.InvalidURL) as exc:  # e.g. a bad URL after rendering
             return HttpOutcome(
                 response=None, error=f"request failed ({type(exc).__name__})", attempts=attempts
+            )
+        except UnicodeEncodeError:  # httpx sends header values as ASCII only
+            return HttpOutcome(
+                response=None,
+                error="request failed: a header or credential holds non-ASCII characters",
+                attempts=attempts,
             )
         return HttpOutcome(response=response, error=None, attempts=attempts)
 
@@ -517,15 +451,35 @@ class HttpSource:
         client: httpx.AsyncClient | None = None,
         sleep: Sleep | None = None,
         tracer_provider: Any = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.name = name
         self.settings = settings
         self._tracer_provider = tracer_provider
-        self._http = ResilientHttp(settings, env=env, client=client, sleep=sleep)
+        self._http = ResilientHttp(settings, env=env, client=client, sleep=sleep, redactor=redactor)
 
     def __repr__(self) -> str:
         # The URL is safe to show: credentials in URLs are refused by http_settings.
         return f"{type(self).__name__}(name={self.name!r}, url={self.settings.url!r})"
+
+    @property
+    def redactor(self) -> Redactor:
+        """What masks this source's secrets (the run's redactor when one was given)."""
+        return self._http.redactor
+
+    def clean(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """A measurement's fields with every text a server could have put in them
+        (reason, warnings, labels) redacted and cut short, and the query redacted."""
+        scrub = self._http.scrub
+        out = dict(fields)
+        if out.get("reason") is not None:
+            out["reason"] = scrub(out["reason"])
+        if out.get("query"):
+            out["query"] = self.redactor.redact(out["query"])
+        for key in ("warnings", "labels"):
+            if out.get(key):
+                out[key] = tuple(scrub(str(item)) for item in out[key])
+        return out
 
     async def aclose(self) -> None:
         await self._http.aclose()

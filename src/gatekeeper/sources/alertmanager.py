@@ -21,6 +21,7 @@ import httpx
 from .._model import Measurement, Query
 from .._options import Options
 from .._protocols import PluginContext
+from .._redact import Redactor
 from .._template import render
 from .._units import format_duration, parse_duration
 from ..exceptions import ConfigError
@@ -184,9 +185,16 @@ class AlertmanagerSource(HttpSource):
         client: httpx.AsyncClient | None = None,
         sleep: Sleep | None = None,
         tracer_provider: Any = None,
+        redactor: Redactor | None = None,
     ) -> None:
         super().__init__(
-            name, settings, env=env, client=client, sleep=sleep, tracer_provider=tracer_provider
+            name,
+            settings,
+            env=env,
+            client=client,
+            sleep=sleep,
+            tracer_provider=tracer_provider,
+            redactor=redactor,
         )
         self.matchers = matchers
         self.max_age = max_age
@@ -204,7 +212,7 @@ class AlertmanagerSource(HttpSource):
                 at=query.at,
                 variant=query.variant,
                 source=self.name,
-                **{**fields, "reason": self._http.scrub(fields.get("reason"))},
+                **self.clean(fields),
             )
 
         try:
@@ -253,7 +261,7 @@ class AlertmanagerSource(HttpSource):
                     reason=outcome.failure(),
                 )
             if not outcome.response.is_success:
-                detail = outcome.response.text.strip()[:120]
+                detail = self._http.scrub(outcome.response.text.strip(), 120)
                 return measurement(
                     value=None,
                     query=shown,
@@ -294,6 +302,7 @@ def create(
     client: httpx.AsyncClient | None = None,
     sleep: Sleep | None = None,
     tracer_provider: Any = None,
+    redactor: Redactor | None = None,
 ) -> AlertmanagerSource:
     """Build a source from its ``[sources.NAME]`` table (no I/O). See
     ``docs/sources/alertmanager.md`` for the options."""
@@ -315,4 +324,5 @@ def create(
         client=client,
         sleep=sleep,
         tracer_provider=tracer_provider,
+        redactor=redactor,
     )

@@ -30,6 +30,7 @@ import httpx
 from .._model import Measurement, Query
 from .._options import Options
 from .._protocols import PluginContext
+from .._redact import Redactor
 from .._template import render
 from ..exceptions import ConfigError
 from ._http import (
@@ -172,9 +173,16 @@ class HttpJsonSource(HttpSource):
         client: httpx.AsyncClient | None = None,
         sleep: Sleep | None = None,
         tracer_provider: Any = None,
+        redactor: Redactor | None = None,
     ) -> None:
         super().__init__(
-            name, settings, env=env, client=client, sleep=sleep, tracer_provider=tracer_provider
+            name,
+            settings,
+            env=env,
+            client=client,
+            sleep=sleep,
+            tracer_provider=tracer_provider,
+            redactor=redactor,
         )
         self.method = method
         self.body = body
@@ -232,7 +240,7 @@ class HttpJsonSource(HttpSource):
                 at=query.at,
                 variant=query.variant,
                 source=self.name,
-                **{**fields, "reason": self._http.scrub(fields.get("reason"))},
+                **self.clean(fields),
             )
 
         try:
@@ -271,7 +279,7 @@ class HttpJsonSource(HttpSource):
                 value=None,
                 query=shown,
                 retries=retries,
-                reason=f"garbage JSON: {response.text[:60]!r}{suffix}",
+                reason=f"garbage JSON: {self._http.scrub(response.text, 60)!r}{suffix}",
             )
         value, problem = extract_number(document, request.path)
         if problem is not None:
@@ -291,6 +299,7 @@ def create(
     client: httpx.AsyncClient | None = None,
     sleep: Sleep | None = None,
     tracer_provider: Any = None,
+    redactor: Redactor | None = None,
 ) -> HttpJsonSource:
     """Build a source from its ``[sources.NAME]`` table (no I/O). See
     ``docs/sources/http-json.md`` for the options."""
@@ -318,4 +327,5 @@ def create(
         client=client,
         sleep=sleep,
         tracer_provider=tracer_provider,
+        redactor=redactor,
     )

@@ -22,6 +22,7 @@ import httpx
 from .._model import Measurement, Query
 from .._options import Options
 from .._protocols import PluginContext
+from .._redact import Redactor
 from .._template import render
 from .._units import parse_duration
 from ..exceptions import ConfigError
@@ -254,9 +255,16 @@ class PrometheusSource(HttpSource):
         client: httpx.AsyncClient | None = None,
         sleep: Sleep | None = None,
         tracer_provider: Any = None,
+        redactor: Redactor | None = None,
     ) -> None:
         super().__init__(
-            name, settings, env=env, client=client, sleep=sleep, tracer_provider=tracer_provider
+            name,
+            settings,
+            env=env,
+            client=client,
+            sleep=sleep,
+            tracer_provider=tracer_provider,
+            redactor=redactor,
         )
 
     def validate_metric(self, text: str, options: Mapping[str, Any]) -> None:
@@ -268,9 +276,8 @@ class PrometheusSource(HttpSource):
             metric=query.metric,
             at=query.at,
             variant=query.variant,
-            query=rendered,
             source=self.name,
-            **{**fields, "reason": self._http.scrub(fields.get("reason"))},
+            **self.clean({"query": rendered, **fields}),
         )
 
     def _prepare(self, query: Query) -> tuple[str, _Pick | None, str | None]:
@@ -357,12 +364,12 @@ class PrometheusSource(HttpSource):
             body = response.json()
         except ValueError:
             if response.is_success:
-                return problem(f"garbage JSON: {response.text[:80]!r}")
+                return problem(f"garbage JSON: {self._http.scrub(response.text, 80)!r}")
             return problem(status_reason(outcome), counted=True)
         if not isinstance(body, dict):
             if not response.is_success:
                 return problem(status_reason(outcome), counted=True)
-            return problem(f"garbage JSON: not an object: {str(body)[:80]!r}")
+            return problem(f"garbage JSON: not an object: {self._http.scrub(str(body), 80)!r}")
         warnings = tuple(str(w) for w in body.get("warnings") or ())
         if body.get("status") != "success":
             kind = body.get("errorType", "")
@@ -483,6 +490,7 @@ def create(
     client: httpx.AsyncClient | None = None,
     sleep: Sleep | None = None,
     tracer_provider: Any = None,
+    redactor: Redactor | None = None,
 ) -> PrometheusSource:
     """Build a source from its ``[sources.NAME]`` table (no I/O). See
     ``docs/sources/prometheus.md`` for the options."""
@@ -496,4 +504,5 @@ def create(
         client=client,
         sleep=sleep,
         tracer_provider=tracer_provider,
+        redactor=redactor,
     )

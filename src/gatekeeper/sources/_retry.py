@@ -1,0 +1,143 @@
+"""Retries of the HTTP sources: which failures are retried (transport errors and
+408/425/429/5xx, never a certificate that failed verification), how long to wait
+(exponential backoff with jitter, yielding to a capped ``Retry-After``), and the
+short, secret-free reason a transport failure is reported with."""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import random
+import ssl
+from datetime import UTC, datetime, timedelta
+
+import attrs
+import httpx
+import tenacity
+
+from .._units import format_duration
+
+__all__ = [
+    "RETRY_STATUSES",
+    "BackoffWait",
+    "RetryPolicy",
+    "RetryableStatus",
+    "describe_error",
+    "retryable",
+    "retryable_status",
+    "tls_failure",
+]
+
+RETRY_STATUSES = frozenset({408, 425, 429})
+
+
+def retryable_status(status: int) -> bool:
+    """Whether an HTTP status says "try again": 408, 425, 429 and every 5xx."""
+    return status in RETRY_STATUSES or status >= 500
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """How often and how long a request is retried.
+
+    ``attempts`` counts the first try; ``deadline`` bounds one query with all its
+    retries and waits (a checkpoint's own deadline may shorten it further);
+    ``max_retry_after`` caps how long a server's ``Retry-After`` may make us wait.
+    """
+
+    attempts: int = attrs.field(default=3, validator=attrs.validators.ge(1))
+    backoff: float = 0.2
+    max_backoff: float = 5.0
+    jitter: float = 0.2
+    deadline: float = 30.0
+    max_retry_after: float = 30.0
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date."""
+    raw = response.headers.get("retry-after")
+    if raw is None:
+        return None
+    raw = raw.strip()
+    try:
+        seconds = float(raw)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(seconds, 0.0)
+
+
+class RetryableStatus(Exception):  # noqa: N818 - an internal signal, not an error shown to anyone
+    """A response whose status says "try again" (408, 425, 429, 5xx)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        super().__init__(f"HTTP {response.status_code}")
+
+
+def tls_failure(exc: BaseException) -> bool:
+    """Whether a transport error comes from a certificate that failed verification."""
+    cause: BaseException | None = exc
+    for _ in range(10):  # a bounded walk down the chain of causes
+        if cause is None:
+            return False
+        if isinstance(cause, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(
+            cause
+        ):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def retryable(exc: BaseException) -> bool:
+    """Transport errors and 408/425/429/5xx; a certificate that fails verification
+    will fail the same way again, so it is not retried."""
+    if isinstance(exc, RetryableStatus):
+        return True
+    return isinstance(exc, httpx.TransportError) and not tls_failure(exc)
+
+
+class BackoffWait(tenacity.wait.wait_base):
+    """Exponential backoff with jitter; a ``Retry-After`` (capped) takes precedence."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._policy = policy
+        self._cap = policy.max_retry_after
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(exc, RetryableStatus):
+            after = _retry_after(exc.response)
+            if after is not None:
+                return min(after, self._cap)
+        # backoff * 2^(n-1), capped, plus up to `jitter` seconds of random spread
+        # (spelled out: tenacity renamed wait_exponential_jitter's arguments across versions)
+        policy = self._policy
+        exponential = policy.backoff * 2 ** (retry_state.attempt_number - 1)
+        spread = random.uniform(0, policy.jitter)  # noqa: S311 - jitter, not cryptography
+        return float(min(exponential, policy.max_backoff) + spread)
+
+
+def describe_error(exc: BaseException, timeout: float) -> str:
+    """A short reason for a transport failure, without URLs, headers or secrets."""
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out after {format_duration(timedelta(seconds=timeout))}"
+    if tls_failure(exc):
+        return "TLS certificate verification failed"
+    if isinstance(exc, httpx.ConnectError):
+        cause: BaseException | None = exc
+        while cause is not None:
+            if isinstance(cause, ConnectionRefusedError) or "refused" in str(cause).lower():
+                return "connection refused"
+            cause = cause.__cause__ or cause.__context__
+        return "cannot connect"
+    if isinstance(exc, httpx.TransportError):
+        return f"transport error ({type(exc).__name__})"
+    return f"{type(exc).__name__}"

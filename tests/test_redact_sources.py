@@ -197,8 +197,11 @@ def test_http_backend_never_carries_a_secret(
         PluginContext(base_dir=Path(), env={"ROUTER_TOKEN": token}),
     )
     backend._sleep = lambda _: None
-    with pytest.raises(TrafficError) as info:
-        backend.set_split(10)
+    try:
+        with pytest.raises(TrafficError) as info:
+            backend.set_split(10)
+    finally:
+        backend.close()
     assert [] == leaks(f"{info.value}\n{info.value!r}", [token])
 
 

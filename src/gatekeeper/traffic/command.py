@@ -10,6 +10,10 @@ A change runs ``get`` first (no ``set`` when the share is already within
 ``tolerance``), then ``set``, then ``get`` again to verify. A command that exits
 non-zero, prints no number, or outlives ``timeout`` (its whole process group is
 killed) raises :class:`TrafficError` with the exit code and the end of stderr.
+
+``secrets_env`` lists environment variables the commands need (a token for a
+cloud CLI): their values are given to the commands and masked, in every form the
+redactor knows, in every message built from a command's output.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 from .._model import Split
 from .._options import Options
 from .._protocols import PluginContext
+from .._redact import Redactor, ShortSecretError
 from .._units import parse_duration
 from ..exceptions import ConfigError, TrafficError
 from . import check_share
@@ -125,8 +130,12 @@ class CommandBackend:
         total_weight: int = 100,
         tolerance: float = 0.01,
         cwd: Path | None = None,
+        secrets: Mapping[str, str] | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.set_argv = tuple(set_argv)
+        self._secrets = dict(secrets or {})
+        self.redactor = redactor if redactor is not None else Redactor()
         self.get_argv = tuple(get_argv)
         self.timeout = timeout
         self.total_weight = total_weight
@@ -134,14 +143,32 @@ class CommandBackend:
         self.cwd = cwd
         self.writes = 0
 
+    def _environment(self, wanted: float | None) -> dict[str, str] | None:
+        """The commands' environment: ours plus the ``secrets_env`` values (each
+        learnt by the redactor first; a 1-3 character one is refused)."""
+        if not self._secrets:
+            return None
+        for name, value in self._secrets.items():
+            try:
+                self.redactor.add(value)
+            except ShortSecretError:
+                raise TrafficError(
+                    f"environment variable {name} (secrets_env) holds {len(value)} "
+                    "character(s), too short to be masked in output: not given to the command",
+                    wanted=wanted,
+                ) from None
+        return {**os.environ, **self._secrets}
+
     def __repr__(self) -> str:
         return f"CommandBackend(set={self.set_argv[0]!r}, get={self.get_argv[0]!r})"
 
     def _run(self, argv: Sequence[str], what: str, wanted: float | None) -> str:
         name = Path(argv[0]).name
+        env = self._environment(wanted)
         try:
             proc = subprocess.Popen(  # noqa: S603 - argv from the plan, never a shell
                 list(argv),
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -151,7 +178,8 @@ class CommandBackend:
             )
         except OSError as exc:
             raise TrafficError(
-                f"{what} command {name!r} could not start: {exc}", wanted=wanted
+                f"{what} command {name!r} could not start: {self.redactor.redact(str(exc))}",
+                wanted=wanted,
             ) from None
         try:
             stdout, stderr = proc.communicate(timeout=self.timeout)
@@ -168,7 +196,8 @@ class CommandBackend:
             ) from None
         if proc.returncode != 0:
             raise TrafficError(
-                f"{what} command {name!r} exited with {proc.returncode}: {_tail(stderr)}",
+                f"{what} command {name!r} exited with {proc.returncode}: "
+                f"{_tail(self.redactor.redact(stderr))}",
                 wanted=wanted,
             )
         return stdout
@@ -177,6 +206,10 @@ class CommandBackend:
         stdout = self._run(self.get_argv, "get", wanted)
         try:
             return parse_share(stdout)
+        except ValueError:
+            pass
+        try:  # the message quotes the output: build it from the redacted output
+            return parse_share(self.redactor.redact(stdout))
         except ValueError as exc:
             raise TrafficError(
                 f"get command {Path(self.get_argv[0]).name!r} {exc}", wanted=wanted
@@ -234,7 +267,9 @@ def _argv(opts: Options, key: str) -> list[Any]:
     return opts.items(key)
 
 
-def create(options: Mapping[str, Any], context: PluginContext) -> CommandBackend:
+def create(
+    options: Mapping[str, Any], context: PluginContext, *, redactor: Redactor | None = None
+) -> CommandBackend:
     """Build the backend from the plan's ``[traffic]`` table; templates checked here."""
     opts = Options(options)
     set_argv = _check_template(_argv(opts, "set"), "set", PLACEHOLDERS)
@@ -255,6 +290,14 @@ def create(options: Mapping[str, Any], context: PluginContext) -> CommandBackend
     if tolerance < 0:
         raise ConfigError(f"must not be negative, got {tolerance}", key="tolerance")
     cwd = opts.text("cwd")
+    secrets = {}
+    for index, name in enumerate(opts.items("secrets_env") if opts.raw("secrets_env") else []):
+        if not isinstance(name, str) or not name:
+            raise ConfigError(
+                "expected the NAME of an environment variable", key=f"secrets_env[{index}]"
+            )
+        if name in context.env:
+            secrets[name] = context.env[name]
     opts.done()
     return CommandBackend(
         set_argv=set_argv,
@@ -263,4 +306,6 @@ def create(options: Mapping[str, Any], context: PluginContext) -> CommandBackend
         total_weight=total,
         tolerance=tolerance,
         cwd=context.base_dir if cwd is None else context.base_dir / cwd,
+        secrets=secrets,
+        redactor=redactor,
     )

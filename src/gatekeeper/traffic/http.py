@@ -10,7 +10,10 @@ indexes: ``"routes.0.weight"``) holds the canary share, in percent or, with
 Requests retry (tenacity) on transport errors and on 408/425/429/5xx only, up to
 ``attempts``; other statuses fail at once. The bearer token comes from the
 environment variable named by ``bearer_token_env`` at request time and never
-appears in ``repr`` or error messages.
+appears in ``repr`` or error messages: an API's error body and httpx's exception
+text go through the redactor (every form of the token: raw, base64, JSON, URL,
+repr) and are cut to 200 characters. A token of 1-3 characters, or one httpx
+cannot send (non-ASCII, a newline), is refused before anything is sent.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import tenacity
 from .._model import Split
 from .._options import Options
 from .._protocols import PluginContext
+from .._redact import MIN_SECRET_LENGTH, Redactor, clip
 from ..exceptions import ConfigError, TrafficError
 from . import check_share
 from .command import PLACEHOLDERS, placeholder_values
@@ -122,6 +126,7 @@ class HttpBackend:
         total_weight: int = 100,
         client: httpx.Client | None = None,
         sleep: Callable[[float], None] | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.url = url
         self.get_url = get_url or url
@@ -140,6 +145,7 @@ class HttpBackend:
         self._client = client
         self._owns_client = client is None
         self._sleep = sleep
+        self.redactor = redactor if redactor is not None else Redactor()
         self.writes = 0
 
     def __repr__(self) -> str:
@@ -164,8 +170,26 @@ class HttpBackend:
                     f"http: environment variable {self.bearer_token_env} (bearer token) is not set",
                     wanted=wanted,
                 )
+            if len(token) < MIN_SECRET_LENGTH:
+                raise TrafficError(
+                    f"http: environment variable {self.bearer_token_env} holds {len(token)} "
+                    f"character(s), too short to be masked in output (at least "
+                    f"{MIN_SECRET_LENGTH}): not sent",
+                    wanted=wanted,
+                )
+            self.redactor.add(token)
+            if not token.isascii() or not token.isprintable():
+                raise TrafficError(
+                    f"http: environment variable {self.bearer_token_env} holds characters "
+                    "an HTTP header cannot carry (non-ASCII or control characters): not sent",
+                    wanted=wanted,
+                )
             headers["Authorization"] = f"Bearer {token}"
         return headers
+
+    def _clean(self, text: str, limit: int = 200) -> str:
+        """Server or library text, every form of the token masked, cut short."""
+        return clip(self.redactor.redact(text), limit)
 
     def _send(
         self, method: str, url: str, wanted: float | None, json_body: Any = None
@@ -190,16 +214,17 @@ class HttpBackend:
             response = retrying(attempt)
         except _RetryableStatusError as exc:
             response = exc.response
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, UnicodeEncodeError) as exc:
             raise TrafficError(
                 f"http {method} {_safe(url)} failed after {self.attempts} attempt(s): "
-                f"{type(exc).__name__}: {exc}",
+                f"{type(exc).__name__}: {self._clean(str(exc))}",
                 wanted=wanted,
             ) from None
         if not response.is_success:
             raise TrafficError(
                 f"http {method} {_safe(url)} answered {response.status_code} "
-                f"{response.reason_phrase}: {response.text[:200]!r}",
+                f"{self._clean(response.reason_phrase, 80)}: "
+                f"{self._clean(response.text)!r}",
                 wanted=wanted,
             )
         return response
@@ -210,12 +235,14 @@ class HttpBackend:
             value = extract(response.json(), self.path)
         except (ValueError, KeyError) as exc:
             raise TrafficError(
-                f"http GET {_safe(self.get_url)}: cannot read {self.path!r}: {exc}",
+                f"http GET {_safe(self.get_url)}: cannot read {self.path!r}: "
+                f"{self._clean(str(exc))}",
                 wanted=wanted,
             ) from None
         if not isinstance(value, int | float) or isinstance(value, bool) or math.isnan(value):
             raise TrafficError(
-                f"http GET {_safe(self.get_url)}: {self.path!r} is {value!r}, not a number",
+                f"http GET {_safe(self.get_url)}: {self.path!r} is "
+                f"{self._clean(repr(value), 80)}, not a number",
                 wanted=wanted,
             )
         share = float(value) * (100.0 if self.scale == "fraction" else 1.0)
@@ -275,7 +302,9 @@ def _url(opts: Options, key: str, *, required: bool) -> str | None:
     return url
 
 
-def create(options: Mapping[str, Any], context: PluginContext) -> HttpBackend:
+def create(
+    options: Mapping[str, Any], context: PluginContext, *, redactor: Redactor | None = None
+) -> HttpBackend:
     """Build the backend from the plan's ``[traffic]`` table (no I/O, no secret read)."""
     opts = Options(options)
     url = _url(opts, "url", required=True)
@@ -329,4 +358,5 @@ def create(options: Mapping[str, Any], context: PluginContext) -> HttpBackend:
         backoff=backoff,
         tolerance=tolerance,
         total_weight=total,
+        redactor=redactor,
     )

@@ -46,7 +46,7 @@ def test_beta_binomial_bayes_factor_matches_integration(events: int, trials: int
 def test_normal_mixture_matches_integration(z: float, t: float, one_sided: bool) -> None:
     """The Gaussian-mixture martingale in closed form equals ∫ exp(λS - λ²t/2) dF(λ)
     for a normal (or half-normal) mixing distribution F."""
-    rho2 = _judge._rho_squared(500.0, 0.01)
+    rho2 = _judge.rho_squared(500.0, 0.01)
     s = z * math.sqrt(t)
     rho = math.sqrt(rho2)
 

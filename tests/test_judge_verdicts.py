@@ -143,19 +143,32 @@ def test_bare_event_counts_use_the_traffic_split() -> None:
     [
         ((math.nan, 100, 1, 1000), "missing"),
         ((5, 4, 1, 1000), "more events than trials"),
-        ((1, 50, 1, 1000), "went backwards"),
     ],
 )
 def test_unusable_counts_are_inconclusive_and_keep_the_state(
     counts: tuple[float, float, float, float], reason: str
 ) -> None:
-    """NaN, impossible or shrinking counts are INCONCLUSIVE with a reason, and the state
-    is handed back unchanged so the next good look continues the test."""
+    """NaN or impossible counts are INCONCLUSIVE with a reason, and the state is handed
+    back unchanged so the next good look continues the test."""
     state, _ = _judge.judge_counts(None, 1, 100, 2, 1000, alpha=0.01)
     after, result = _judge.judge_counts(state, *counts, alpha=0.01)
     assert result.outcome is Outcome.INCONCLUSIVE
     assert reason in result.explanation
     assert after == state
+
+
+def test_counts_that_go_backwards_stay_inconclusive_for_the_phase() -> None:
+    """Cumulative counts that shrink are not cumulative (a sliding window): the look and
+    every later one of the phase are INCONCLUSIVE, so no increment is ever made of them."""
+    state, _ = _judge.judge_counts(None, 1, 100, 2, 1000, alpha=0.01)
+    state, result = _judge.judge_counts(state, 1, 50, 1, 1000, alpha=0.01)
+    assert Outcome.INCONCLUSIVE == result.outcome
+    assert "went backwards" in result.explanation
+    assert "sliding window" in result.explanation
+    state, later = _judge.judge_counts(state, 900, 2000, 2, 20_000, alpha=0.01)
+    assert Outcome.INCONCLUSIVE == later.outcome
+    assert not later.collecting
+    assert "went backwards" in later.explanation
 
 
 def test_a_state_refuses_a_different_criterion() -> None:
@@ -200,53 +213,85 @@ def test_availability_below_the_bound_fails() -> None:
     assert "bound > 99.95%" in result.explanation
 
 
-def _moments(rng: random.Random, n: int, mean: float, sd: float) -> _judge.Moments:
-    return _judge.Moments.of([rng.gauss(mean, sd) for _ in range(n)])
+def _clipped(values: list[float], hi: float) -> _judge.Moments:
+    return _judge.Moments.of([min(v, hi) for v in values])
 
 
 def test_means_pass_a_lift_above_the_required_one() -> None:
-    """revenue >= baseline * 1.058: a 12 % lift on plenty of users is a PASS whose
-    interval on the ratio lies above 1.058."""
+    """revenue >= baseline * 1.058 on values clipped to [0, 40]: a 30 % lift on plenty
+    of users is a PASS whose interval on the ratio lies above 1.058."""
     rng = random.Random(3)
-    canary = _moments(rng, 4000, 11.2, 3.0)
-    baseline = _moments(rng, 20_000, 10.0, 3.0)
-    _, result = _judge.judge_means(None, canary, baseline, alpha=0.01, factor=1.058, op=">=")
-    assert result.outcome is Outcome.PASS
+    canary = _clipped([rng.gauss(13.0, 3.0) for _ in range(6000)], 40.0)
+    baseline = _clipped([rng.gauss(10.0, 3.0) for _ in range(30_000)], 40.0)
+    _, result = _judge.judge_means(
+        None, canary, baseline, alpha=0.01, factor=1.058, op=">=", bounds=(0.0, 40.0)
+    )
+    assert Outcome.PASS == result.outcome
     assert result.ci_low is not None
     assert result.ci_low > 1.058
 
 
 def test_means_fail_a_slower_canary() -> None:
-    """mean latency canary <= baseline: 20 % slower on skewed data is FAIL."""
+    """mean latency canary <= baseline on values clipped to [0, 10]: 50 % slower on
+    skewed data is FAIL."""
     rng = random.Random(4)
-    canary = _judge.Moments.of([rng.lognormvariate(0, 0.6) * 1.2 for _ in range(2000)])
-    baseline = _judge.Moments.of([rng.lognormvariate(0, 0.6) for _ in range(20_000)])
-    _, result = _judge.judge_means(None, canary, baseline, alpha=0.01, name="latency")
-    assert result.outcome is Outcome.FAIL
+    canary = _clipped([rng.lognormvariate(0, 0.6) * 1.5 for _ in range(4000)], 10.0)
+    baseline = _clipped([rng.lognormvariate(0, 0.6) for _ in range(20_000)], 10.0)
+    _, result = _judge.judge_means(
+        None, canary, baseline, alpha=0.01, name="latency", bounds=(0.0, 10.0)
+    )
+    assert Outcome.FAIL == result.outcome
     assert result.explanation.startswith("canary latency ")
 
 
-def test_means_with_too_few_samples_are_collecting() -> None:
-    """Below the minimum sample the CLT is not trusted: collecting evidence."""
+def test_means_without_bounds_are_refused_with_the_reason() -> None:
+    """A mean of values with no declared bounds is INCONCLUSIVE (not collecting: more
+    data will not help), saying what the metric needs."""
     rng = random.Random(5)
+    values = [rng.lognormvariate(0, 1.5) for _ in range(5000)]
     _, result = _judge.judge_means(
-        None, _moments(rng, 10, 50.0, 1.0), _moments(rng, 500, 1.0, 1.0), alpha=0.01
+        None, _judge.Moments.of(values), _judge.Moments.of(values[:100]), alpha=0.01
     )
-    assert result.outcome is Outcome.INCONCLUSIVE
-    assert result.explanation.startswith("collecting evidence: n=10 canary")
+    assert Outcome.INCONCLUSIVE == result.outcome
+    assert not result.collecting
+    assert "declare the metric's bounds" in result.explanation
+
+
+def test_means_outside_their_bounds_are_refused() -> None:
+    """Moments that no values inside the declared bounds can give are INCONCLUSIVE."""
+    canary = _judge.Moments.of([1.0, 2.0, 50.0])
+    baseline = _judge.Moments.of([1.0, 2.0, 3.0])
+    _, result = _judge.judge_means(None, canary, baseline, alpha=0.01, bounds=(0.0, 10.0))
+    assert Outcome.INCONCLUSIVE == result.outcome
+    assert "outside the declared bounds" in result.explanation
+
+
+def test_means_with_too_few_samples_are_collecting() -> None:
+    """Below the minimum sample per arm the verdict is collecting evidence."""
+    _, result = _judge.judge_means(
+        None,
+        _judge.Moments.of([5.0]),
+        _judge.Moments.of([1.0] * 50),
+        alpha=0.01,
+        bounds=(0.0, 10.0),
+    )
+    assert Outcome.INCONCLUSIVE == result.outcome
+    assert result.explanation.startswith("collecting evidence: n=1 canary")
 
 
 def test_means_with_an_offset_report_the_difference() -> None:
     """With an additive offset the interval is on the difference of the means."""
     rng = random.Random(7)
-    canary = _moments(rng, 3000, 105.0, 10.0)
-    baseline = _moments(rng, 3000, 100.0, 10.0)
-    _, result = _judge.judge_means(None, canary, baseline, alpha=0.01, offset=2.0, op="<=")
-    assert result.outcome is Outcome.FAIL
+    canary = _clipped([rng.gauss(110.0, 10.0) for _ in range(6000)], 200.0)
+    baseline = _clipped([rng.gauss(100.0, 10.0) for _ in range(6000)], 200.0)
+    _, result = _judge.judge_means(
+        None, canary, baseline, alpha=0.01, offset=2.0, op="<=", bounds=(0.0, 200.0)
+    )
+    assert Outcome.FAIL == result.outcome
     assert result.effect.startswith("difference")
     assert result.ci_low is not None
     assert result.ci_high is not None
-    assert result.ci_low < 5.0 < result.ci_high
+    assert result.ci_low < 10.0 < result.ci_high
 
 
 def _criterion(text: str, alpha: float | None = None) -> Criterion:

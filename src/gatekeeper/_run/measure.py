@@ -76,9 +76,7 @@ class Measurer:
         )
         return {n.key: m for n, m in zip(needs, measured, strict=True)}
 
-    async def measure(
-        self, need: Need, at: datetime, window: timedelta, phase: str
-    ) -> Measurement:
+    async def measure(self, need: Need, at: datetime, window: timedelta, phase: str) -> Measurement:
         """Ask the metric's source (both halves of a ratio at once)."""
         metric = need.metric
         source = self.sources[metric.source]

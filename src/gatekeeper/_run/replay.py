@@ -115,10 +115,9 @@ def _fold_traffic(journal: Journal, event: Event) -> None:
         journal.confirmed = float(data["canary"])
         journal.pending_intent = None
         journal.pending_rollback = False
-    elif kind == EventKind.TRAFFIC_FAILED:
-        # A failed rollback stays pending: resume must finish it before anything else.
-        if not journal.pending_rollback:
-            journal.pending_intent = None
+    elif kind == EventKind.TRAFFIC_FAILED and not journal.pending_rollback:
+        # (A failed rollback stays pending: resume must finish it before anything else.)
+        journal.pending_intent = None
 
 
 def _fold_operator(journal: Journal, event: Event) -> None:

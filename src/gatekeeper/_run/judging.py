@@ -1,0 +1,254 @@
+"""Judging: one function per gate, one evaluator per criterion kind.
+
+Sources only measure; every verdict is made here (Argo's ``evaluate.go``). The
+sequential tests of ``compare`` criteria carry their state across a phase's
+checkpoints; :func:`judge_gate` returns the new states for the caller to journal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+
+from .._criteria import judge_relative, judge_stable, judge_threshold
+from .._model import (
+    Criterion,
+    GateResult,
+    Kind,
+    Measurement,
+    Metric,
+    Outcome,
+    Phase,
+    Plan,
+    Reference,
+    Verdict,
+)
+from .measure import Key
+
+__all__ = ["Looked", "collecting", "judge_gate", "summarize"]
+
+
+@attrs.frozen(kw_only=True)
+class Looked:
+    """The outcome of judging a gate once."""
+
+    result: GateResult
+    # criterion index -> the sequential test's state after this look
+    judges: Mapping[int, Any]
+
+
+def judge_gate(
+    plan: Plan,
+    phase: Phase,
+    checkpoint: str,
+    measured: Mapping[Key, Measurement],
+    *,
+    at: datetime,
+    started_at: datetime,
+    attempt: int,
+    last: bool,
+    share: float | None,
+    prerun: Mapping[str, Measurement],
+    history: Mapping[str, list[tuple[datetime, float]]],
+    judges: Mapping[int, Any],
+) -> Looked:
+    """Every criterion of the phase's gate, judged on the measurements taken."""
+    since_start = at - started_at
+    verdicts: list[Verdict] = []
+    states: dict[int, Any] = {}
+    for index, criterion in enumerate(phase.gate.criteria):
+        metric = plan.metrics[criterion.metric]
+        canary = measured[(metric.name, "canary", False)]
+        if criterion.kind in (Kind.THRESHOLD, Kind.COUNT):
+            verdicts.append(judge_threshold(criterion, metric, canary))
+        elif criterion.kind is Kind.RELATIVE:
+            reference = (
+                measured.get((metric.name, "baseline", False))
+                if criterion.reference is Reference.BASELINE
+                else prerun.get(metric.name)
+            )
+            verdicts.append(judge_relative(criterion, metric, canary, reference))
+        elif criterion.kind is Kind.STABLE:
+            verdicts.append(_stable(criterion, metric, measured, history, at, since_start, canary))
+        else:
+            baseline = measured.get((metric.name, "baseline", False))
+            verdict, state = _compare(
+                phase,
+                index,
+                metric,
+                canary,
+                baseline,
+                prior=judges.get(index),
+                elapsed_s=since_start.total_seconds(),
+                last=last,
+                share=share,
+            )
+            if state is not None:
+                states[index] = state
+            verdicts.append(verdict)
+    result = GateResult(
+        phase=phase.name, checkpoint=checkpoint, at=at, verdicts=tuple(verdicts), attempt=attempt
+    )
+    return Looked(result=result, judges=states)
+
+
+def _stable(
+    criterion: Criterion,
+    metric: Metric,
+    measured: Mapping[Key, Measurement],
+    history: Mapping[str, list[tuple[datetime, float]]],
+    at: datetime,
+    since_start: timedelta,
+    canary: Measurement,
+) -> Verdict:
+    ranged = measured.get((metric.name, "canary", True))
+    if ranged is not None:
+        return judge_stable(criterion, metric, [v for _, v in ranged.series], ranged)
+    window = criterion.window or since_start
+    values = [v for t, v in history.get(metric.name, []) if t >= at - window]
+    if canary.value is not None and canary.problem is None:
+        values.append(canary.value)
+    return judge_stable(criterion, metric, values, canary)
+
+
+def _compare(
+    phase: Phase,
+    index: int,
+    metric: Metric,
+    canary: Measurement,
+    baseline: Measurement | None,
+    *,
+    prior: Any,
+    elapsed_s: float,
+    last: bool,
+    share: float | None,
+) -> tuple[Verdict, Any]:
+    """The anytime-valid judge (``_judge``); returns the verdict and its new state."""
+    from .. import _judge as judge  # noqa: PLC0415 - only plans with compare need it
+
+    criterion = phase.gate.criteria[index]
+    measurements = (canary,) if baseline is None else (canary, baseline)
+
+    def inconclusive(reason: str) -> tuple[Verdict, Any]:
+        verdict = Verdict(
+            criterion=criterion,
+            outcome=Outcome.INCONCLUSIVE,
+            reason=reason,
+            measurements=measurements,
+        )
+        return verdict, None
+
+    common: dict[str, Any] = {
+        "alpha": judge.criterion_alpha(phase.gate, index),
+        "final": last,
+        "fail_only": criterion.fail_only,
+        "elapsed_s": elapsed_s,
+        "name": metric.name,
+    }
+    assert criterion.op is not None
+    new: Any
+    try:
+        if criterion.reference is None:
+            assert criterion.bound is not None
+            if canary.numerator is None or canary.denominator is None:
+                return inconclusive(
+                    canary.problem
+                    or "a statistical bound needs counts: give the metric a numerator and "
+                    "a denominator"
+                )
+            new, result = judge.judge_bound(
+                prior,
+                canary.numerator,
+                canary.denominator,
+                bound=_as_ratio(criterion.bound, metric),
+                op=criterion.op,
+                **common,
+            )
+        elif baseline is None:
+            return inconclusive("no baseline measurement")
+        elif canary.moments is not None and baseline.moments is not None:
+            new, result = judge.judge_means(
+                prior,
+                _moments(judge, canary.moments),
+                _moments(judge, baseline.moments),
+                factor=criterion.factor,
+                offset=criterion.offset,
+                op=criterion.op,
+                **common,
+            )
+        else:
+            counts = [_counts(canary), _counts(baseline)]
+            if counts[0] is None or counts[1] is None:
+                problem = canary.problem or (baseline.problem and f"baseline: {baseline.problem}")
+                return inconclusive(
+                    problem or "compare needs counts (numerator/denominator or a count metric)"
+                )
+            (c_events, c_trials), (b_events, b_trials) = counts[0], counts[1]
+            new, result = judge.judge_counts(
+                prior,
+                c_events,
+                c_trials,
+                b_events,
+                b_trials,
+                factor=criterion.factor,
+                op=criterion.op,
+                split=share,
+                **common,
+            )
+    except ValueError as exc:  # counts that cannot be (negative, more events than trials)
+        return inconclusive(f"unusable counts: {exc}")
+    verdict = Verdict(
+        criterion=criterion,
+        outcome=result.outcome,
+        reason=result.explanation,
+        observed=result.estimate,
+        bound=criterion.bound,
+        measurements=measurements,
+        evidence={**result.as_evidence(), "collecting": result.collecting},
+    )
+    return verdict, new
+
+
+def summarize(result: GateResult) -> str:
+    """One line: the criteria that decided the gate's outcome."""
+    outcome = result.outcome
+    if outcome is Outcome.PASS:
+        count = len(result.verdicts)
+        return "the criterion passed" if count == 1 else f"all {count} criteria passed"
+    deciding = [v for v in result.verdicts if v.outcome is outcome]
+    # The statistical evidence (e-values, sample sizes) stays in the verdict; the
+    # one-line summary keeps what a person needs to act on.
+    return "; ".join(
+        f"{v.criterion.label}: "
+        + (v.reason.split(", e=")[0] if v.criterion.kind is Kind.COMPARE else v.reason)
+        for v in deciding
+    )
+
+
+def collecting(result: GateResult) -> bool:
+    """True when the gate is inconclusive only because sequential tests are still
+    collecting evidence (no missing data, no errors)."""
+    pending = [v for v in result.verdicts if v.outcome is Outcome.INCONCLUSIVE]
+    return bool(pending) and all(v.evidence.get("collecting") is True for v in pending)
+
+
+def _as_ratio(bound: float, metric: Metric) -> float:
+    """A bound in the metric's unit as a rate in (0, 1) (``percent`` metrics are x100)."""
+    return bound / 100.0 if metric.unit == "percent" else bound
+
+
+def _moments(judge: Any, moments: tuple[float, float, float]) -> Any:
+    n, total, total_sq = moments
+    return judge.Moments(n=n, total=total, total_sq=total_sq)
+
+
+def _counts(m: Measurement) -> tuple[float, float | None] | None:
+    """(events, trials) of a measurement: a ratio's two counts, or a bare count."""
+    if m.numerator is not None and m.denominator is not None:
+        return m.numerator, m.denominator
+    if m.problem is None and m.value is not None:
+        return m.value, None
+    return None

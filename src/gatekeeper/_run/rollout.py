@@ -1,0 +1,525 @@
+"""The run loop: phases, checkpoints, decisions — the parts put together.
+
+Async at the core; :meth:`Rollout.run_sync` and the functions in ``gatekeeper``
+are the sync facade. The pytest plugin and the CLI drive the same step methods
+(:meth:`start`, :meth:`begin_phase`, :meth:`judge_checkpoint`, :meth:`end_phase`,
+:meth:`finish`) that :meth:`run` is made of, so they cannot decide differently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from .._approval import ApprovalState, Approver
+from .._clock import SystemClock
+from .._model import (
+    Action,
+    Checkpoint,
+    CheckpointResult,
+    Decision,
+    GateResult,
+    Measurement,
+    Phase,
+    PhaseResult,
+    Plan,
+    Reference,
+    RunOutcome,
+    RunResult,
+    Split,
+)
+from .._plugins import Plugins, default_plugins
+from .._policy import PolicyState, decide
+from .._protocols import Clock, MetricSource, Store, TrafficBackend
+from .._store import MemoryStore
+from ..exceptions import GatekeeperError, PlanError, StoreError, TrafficError
+from . import steps
+from .approvals import Approvals
+from .build import build_sources, build_traffic, default_approver, plugin_context
+from .context import PhaseState, RunContext
+from .events import EventKind, measurement_data
+from .lease import LeaseKeeper
+from .measure import DEFAULT_CHECK_WINDOW, Measurer, Need
+from .observers import OBSERVER_TIMEOUT, Observers
+from .operator import OperatorChannel, OperatorRollback
+from .replay import Journal, replay
+from .start import check_previous_phase, claim
+from .traffic import TrafficControl
+
+__all__ = ["DEFAULT_QUERY_TIMEOUT", "POLL", "Rollout"]
+
+DEFAULT_QUERY_TIMEOUT = timedelta(seconds=30)
+#: How often a waiting runner reads the operator channel (rollback within seconds).
+POLL = timedelta(seconds=1)
+
+
+class Rollout:
+    """One run of a plan against sources and a traffic backend.
+
+    Everything it talks through can be injected: ``sources`` (name → source),
+    ``traffic``, ``clock``, ``store``, ``plugins``, ``approver``. What it builds
+    itself (from the plan and the plugins) it also closes. ``store`` defaults to
+    an in-memory journal here; ``gatekeeper.run`` and the CLI use the plan's
+    durable one.
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        sources: Mapping[str, MetricSource] | None = None,
+        traffic: TrafficBackend | None = None,
+        clock: Clock | None = None,
+        store: Store | str | Path | None = None,
+        plugins: Plugins | None = None,
+        approver: Approver | None = None,
+        env: Mapping[str, str] | None = None,
+        tracer_provider: Any = None,
+        judge_only: bool = False,
+        rehearsal: bool = False,
+        origin: datetime | None = None,
+        query_timeout: timedelta = DEFAULT_QUERY_TIMEOUT,
+        resume: bool = True,
+        restart: bool = False,
+        force: bool = False,
+        wait_for_approval: bool = False,
+        lease_wait: timedelta | None = None,
+        observer_timeout: float = OBSERVER_TIMEOUT,
+        redact: Any = None,
+    ) -> None:
+        self.plan = plan
+        self.resume = resume
+        self.restart = restart
+        self.force = force
+        self.wait_for_approval = wait_for_approval
+        self.judge_only = judge_only
+        self.rehearsal = rehearsal
+        self.journal_state: Journal | None = None
+        self.created: Any = None
+        self.plugins = plugins or default_plugins()
+        context = plugin_context(plan, env)
+        self._owned: list[object] = []
+        if sources is None:
+            sources = build_sources(plan, self.plugins, context)
+            self._owned.extend(sources.values())
+        self.sources: Mapping[str, MetricSource] = sources
+        if traffic is None and not judge_only:
+            traffic = build_traffic(plan, self.plugins, context)
+            self._owned.append(traffic)
+        self.clock: Clock = clock or SystemClock()
+        if isinstance(store, str | Path):
+            from .build import open_run_store  # noqa: PLC0415
+
+            store, _ = open_run_store(plan, store)
+            self._owned.append(store)
+        self.store: Store = store or MemoryStore()
+        self.lease = LeaseKeeper(self.store, wait=lease_wait)
+        real = isinstance(self.clock, SystemClock)
+        self.observers = Observers(self.plugins, threaded=real, timeout=observer_timeout)
+        if redact is None:
+            redact = _redactor(plan, context.env)
+        self.ctx = RunContext(
+            plan=plan,
+            store=self.store,
+            clock=self.clock,
+            observers=self.observers,
+            lease=self.lease,
+            rehearsal=rehearsal,
+            judge_only=judge_only,
+            origin=origin,
+            tracer_provider=tracer_provider,
+            redact=redact,
+        )
+        self.observers.on_failure = self.ctx.observer_failed
+        self.traffic = TrafficControl(self.ctx, traffic)
+        self.measurer = Measurer(
+            plan=plan, sources=sources, timeout=query_timeout, deadlines=real, span=self.ctx.span
+        )
+        self.operator = OperatorChannel(self.ctx)
+        self.approvals = Approvals(
+            self.ctx,
+            self.operator,
+            approver or default_approver(context.env),
+            wait_for_approval=wait_for_approval,
+        )
+        self.origin = origin
+        self.prerun: dict[str, Measurement] = {}
+        self.phase_results: list[PhaseResult] = []
+        self.result: RunResult | None = None
+        self.poll = POLL if real else None
+
+    # -- what the run is ------------------------------------------------------------
+
+    @property
+    def run_id(self) -> str:
+        return self.ctx.run_id
+
+    @property
+    def started_at(self) -> datetime | None:
+        return self.ctx.started_at
+
+    @property
+    def info(self) -> Any:
+        return self.ctx.info
+
+    @property
+    def confirmed(self) -> Split | None:
+        return self.traffic.confirmed
+
+    def select(self, phases: Sequence[str] | None) -> list[Phase]:
+        """The phases to run, in plan order; an unknown name lists the known ones."""
+        try:
+            return list(self.plan.select(phases))
+        except KeyError as exc:
+            raise PlanError(str(exc.args[0]), file=self.plan.path) from None
+
+    # -- the whole run ----------------------------------------------------------------
+
+    async def run(self, phases: Sequence[str] | None = None) -> RunResult:
+        """Run the plan (or the named phases, in plan order) to its end."""
+        selected = self.select(phases)
+        current: Phase | None = None
+        try:
+            await self.start(selected)
+            if self.result is not None:
+                return self.result  # finished before, or rolled back on resume
+            with self.ctx.span("gatekeeper.run", {"gatekeeper.plan": self.plan.name}):
+                for phase in selected:
+                    current = phase
+                    if self.journal_state is not None and self.journal_state.advanced(phase.name):
+                        continue  # advanced before the run was interrupted
+                    state = self.resumed_phase(phase) or await self.begin_phase(phase)
+                    if state.ended_in_journal and state.decision is not None:
+                        await self.rollback(phase, state.decision.reason)  # no-op when done
+                    if state.decision is None:
+                        for checkpoint in phase.checkpoints:
+                            results = await self.judge_checkpoint(state, checkpoint)
+                            if results[-1].decision.final:
+                                break
+                    decision = self.end_phase(state)
+                    if decision.action is not Action.ADVANCE:
+                        return await self.finish_on(decision, phase)
+                names = ", ".join(p.name for p in selected)
+                return await self.finish(RunOutcome.ADVANCED, f"every phase advanced ({names})")
+        except OperatorRollback as request:
+            return await self.operator_rollback(current, request.reason)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            return await self.interrupted("interrupted (signal or cancellation)")
+        except TrafficError as exc:
+            return await self.finish(RunOutcome.ERROR, f"traffic change failed: {exc}")
+        except StoreError as exc:
+            return self.journal_lost(exc)
+        finally:
+            await self.aclose()
+
+    def run_sync(self, phases: Sequence[str] | None = None) -> RunResult:
+        """:meth:`run` for scripts without an event loop."""
+        return asyncio.run(self.run(phases))
+
+    # -- steps ----------------------------------------------------------------------
+
+    async def start(self, phases: Sequence[Phase] | None = None) -> str:
+        """Open the run (or resume the plan's unfinished one), read the balancer,
+        record pre-run values.
+
+        An unfinished run of the same plan is resumed (unless ``resume=False``): the
+        traffic is checked against the journal first (an unconfirmed rollback is
+        finished, and the run ends rolled back), the phase in progress carried on.
+        A plan edited since that run started is refused unless ``restart=True``.
+        """
+        selected = list(phases or self.plan.phases)
+        found = await claim(self, selected) if self.resume or self.restart else None
+        if self.result is not None:
+            return self.result.run_id
+        if found is not None and self.created is None:
+            if found.plan_digest != self.plan.digest and not self.restart:
+                self.lease.release()
+                raise GatekeeperError(
+                    f"run {found.run_id} of plan {self.plan.name!r} is unfinished "
+                    f"({found.status}) and the plan changed since it started: finish it "
+                    "with the plan it started with, roll it back "
+                    f"(gatekeeper rollback {found.run_id}), or start over with --restart"
+                )
+            await self._resume(found.run_id, found.status, found.started_at, selected)
+            return self.run_id
+        check_previous_phase(self, selected)
+        now = self.clock.now()
+        if self.created is not None:
+            run_id = self.created.run_id
+        else:
+            run_id = self.store.create_run(
+                plan=self.plan.name, plan_digest=self.plan.digest, started_at=now
+            )
+            self.ctx.run_id = run_id
+            self.lease.take(run_id)
+        self.ctx.open(run_id, now)
+        self.ctx.journal(
+            EventKind.RUN_STARTED,
+            data={
+                "plan": self.plan.name,
+                "digest": self.plan.digest,
+                "phases": [p.name for p in selected],
+                "rehearsal": self.rehearsal,
+                "judge_only": self.judge_only,
+            },
+        )
+        await self.observers.emit("run_started", run=self.info)
+        await self.traffic.read()
+        await self._record_prerun(selected)
+        return self.run_id
+
+    async def _resume(
+        self, run_id: str, status: str, started_at: datetime, phases: Sequence[Phase]
+    ) -> None:
+        journal = replay(self.plan, run_id, self.store.events(run_id))
+        self.journal_state = journal
+        advance = getattr(self.clock, "advance_to", None)
+        if advance is not None and journal.last_at is not None:
+            advance(journal.last_at)  # a simulated clock never goes back before the journal
+        self.prerun = dict(journal.prerun)
+        self.ctx.open(run_id, journal.started_at or started_at, resumed=True)
+        self.store.set_status(run_id, "running")
+        self.ctx.journal(
+            EventKind.RESUMED, data={"status": status, "phases": [p.name for p in phases]}
+        )
+        await self.observers.emit("run_started", run=self.info)
+        await self.traffic.reconcile(journal)
+        if journal.rolled_back:
+            # A rollback stays a rollback: finished above if it was not, then the run ends.
+            self.result = await self.finish(
+                RunOutcome.ROLLED_BACK, f"rolled back before this resume: {journal.rolled_back}"
+            )
+            return
+        check_previous_phase(self, phases)
+
+    def resumed_phase(self, phase: Phase) -> PhaseState | None:
+        """The phase in progress when the run stopped, rebuilt from the journal."""
+        return steps.resumed_phase(self, phase)
+
+    async def _record_prerun(self, phases: Sequence[Phase]) -> None:
+        wanted = {
+            c.metric for p in phases for c in p.gate.criteria if c.reference is Reference.PRERUN
+        }
+        if not wanted:
+            return
+        at = self.origin or self.clock.now()
+        measured = await asyncio.gather(
+            *(
+                self.measurer.measure(
+                    Need(metric=self.plan.metrics[name], variant="canary"),
+                    at,
+                    DEFAULT_CHECK_WINDOW,
+                    "",
+                )
+                for name in sorted(wanted)
+            )
+        )
+        for m in measured:
+            self.prerun[m.metric] = m
+            self.ctx.journal(EventKind.PRERUN, data=measurement_data(m))
+
+    async def begin_phase(self, phase: Phase) -> PhaseState:
+        """Ask for approval if needed, then move traffic. A refused or withheld
+        approval ends the phase right away (``state.decision`` is set)."""
+        state = PhaseState(phase=phase, started_at=self.clock.now())
+        if phase.approval is not None:
+            answer = await self.approvals.ask(phase, self.wait_until)
+            if answer.state is not ApprovalState.GIVEN:
+                state.decision = steps.unapproved(self, phase, answer)
+                if state.decision.action is Action.ROLLBACK:
+                    await self.rollback(phase, state.decision.reason)
+                return state
+        held = await self.while_held(state)
+        if held is not None:
+            state.decision = held
+            return state
+        await self.traffic.set(phase, phase.traffic, f"phase {phase.name} starts")
+        state.traffic = phase.traffic
+        state.started_at = self.clock.now()
+        self.ctx.journal(
+            EventKind.PHASE_STARTED,
+            phase=phase.name,
+            data={"traffic": phase.traffic, "started_at": state.started_at.isoformat()},
+        )
+        split = self.confirmed or Split(canary=phase.traffic, detail="not changed (judge only)")
+        await self.observers.emit("phase_started", run=self.info, phase=phase, split=split)
+        return state
+
+    async def judge_checkpoint(
+        self, state: PhaseState, checkpoint: Checkpoint
+    ) -> list[CheckpointResult]:
+        """Wait for the checkpoint, judge it, decide; re-check while the policy holds.
+
+        Returns every evaluation of this checkpoint; the last one's decision is final
+        for the checkpoint (CONTINUE, ADVANCE, ROLLBACK or a final HOLD). A ROLLBACK
+        is applied before any observer hears of it.
+        """
+        return await steps.judge_checkpoint(self, state, checkpoint)
+
+    async def evaluate(
+        self, state: PhaseState, checkpoint: Checkpoint, at: datetime, attempt: int = 1
+    ) -> GateResult:
+        """Judge the phase's gate at ``at``: every query runs concurrently, every
+        measurement and verdict is journaled."""
+        return await steps.evaluate(self, state, checkpoint, at, attempt)
+
+    async def wait_until(self, due: datetime) -> None:
+        """Wait for ``due`` (monotonic in a real run), reading the operator channel
+        every :data:`POLL`; raises :class:`OperatorRollback` when a person asked."""
+        while True:
+            self.operator.poll()
+            now = self.clock.now()
+            if now >= due:
+                return
+            step = due if self.poll is None else min(due, now + self.poll)
+            await self.clock.sleep_until(step)
+
+    async def while_held(self, state: PhaseState) -> Decision | None:
+        """Before advancing or raising traffic: wait while a person holds the run,
+        judging the gate meanwhile (a failure still rolls back)."""
+        return await steps.while_held(self, state)
+
+    def end_phase(self, state: PhaseState) -> Decision:
+        """Close the phase in the journal; its decision (ADVANCE when it ran out of
+        checkpoints with every one passed)."""
+        decision = state.decision
+        if decision is None:
+            decision = Decision(action=Action.HOLD, reason="the phase ended without a decision")
+        if not state.ended_in_journal:
+            self.ctx.journal(
+                EventKind.PHASE_ENDED,
+                phase=state.phase.name,
+                data={"action": decision.action.value, "reason": decision.reason},
+            )
+        self.phase_results.append(
+            PhaseResult(phase=state.phase.name, decision=decision, checkpoints=tuple(state.results))
+        )
+        return decision
+
+    async def finish_on(self, decision: Decision, phase: Phase) -> RunResult:
+        if decision.action is Action.ROLLBACK:
+            return await self.finish(
+                RunOutcome.ROLLED_BACK, f"{phase.name}: rolled back: {decision.reason}"
+            )
+        return await self.finish(RunOutcome.HELD, f"{phase.name}: held: {decision.reason}")
+
+    async def finish(self, outcome: RunOutcome, reason: str) -> RunResult:
+        """End the run: journal it, then tell the observers; return the result.
+        A rollback that was not confirmed is never reported as "rolled back"."""
+        if self.result is not None:
+            return self.result
+        if outcome is RunOutcome.ROLLED_BACK and self.traffic.backend is not None:
+            confirmed = self.confirmed
+            if confirmed is None or confirmed.canary != 0:
+                outcome = RunOutcome.ERROR
+                reason += "; the rollback was not confirmed by the balancer"
+        self.result = RunResult(
+            run_id=self.run_id,
+            plan=self.plan.name,
+            outcome=outcome,
+            reason=reason,
+            phases=tuple(self.phase_results),
+            split=self.confirmed,
+        )
+        if self.run_id:
+            self.ctx.journal(EventKind.RUN_ENDED, data={"outcome": outcome.value, "reason": reason})
+            self.store.set_status(self.run_id, outcome.value)
+            await self.observers.emit("run_finished", run=self.info, result=self.result)
+        return self.result
+
+    async def operator_rollback(self, phase: Phase | None, reason: str) -> RunResult:
+        """A person asked for a rollback: canary to 0 %, then the run ends."""
+        request = self.operator.rollback
+        try:
+            await self.rollback(phase, reason)
+        except TrafficError as exc:
+            return await self.finish(RunOutcome.ERROR, f"{reason}; {exc}")
+        if request is not None:
+            self.operator.applied(request, "rolled back")
+        if phase is not None:
+            self.ctx.journal(
+                EventKind.PHASE_ENDED,
+                phase=phase.name,
+                data={"action": Action.ROLLBACK.value, "reason": reason},
+            )
+        return await self.finish(RunOutcome.ROLLED_BACK, reason)
+
+    async def interrupted(self, why: str) -> RunResult:
+        """Journal an interruption; traffic stays where it is (never a success)."""
+        where = (
+            f"; the canary keeps {self.confirmed.canary:g}% of traffic" if self.confirmed else ""
+        )
+        if self.run_id:
+            self.ctx.journal(EventKind.INTERRUPTED, data={"reason": why})
+        how = (
+            f"run the same plan again to resume run {self.run_id}, or roll it back with "
+            f"'gatekeeper rollback {self.run_id}'"
+            if self.run_id
+            else "nothing was started"
+        )
+        return await self.finish(RunOutcome.INTERRUPTED, f"{why}{where}. To go on: {how}")
+
+    def journal_lost(self, exc: StoreError) -> RunResult:
+        """The journal failed (lost, replaced, fenced by another runner): stop where
+        we are, traffic as it is; nothing more can be journaled."""
+        where = f"the canary keeps {self.confirmed.canary:g}%" if self.confirmed else ""
+        self.result = RunResult(
+            run_id=self.run_id,
+            plan=self.plan.name,
+            outcome=RunOutcome.INTERRUPTED,
+            reason=f"the run stopped: {exc}; traffic left as it was ({where or 'unchanged'})",
+            phases=tuple(self.phase_results),
+            split=self.confirmed,
+        )
+        return self.result
+
+    async def aclose(self) -> None:
+        """Close what this rollout built (sources' HTTP clients and the like)."""
+        self.lease.release()
+        owned, self._owned = self._owned, []
+        for thing in owned:
+            closer = getattr(thing, "aclose", None) or getattr(thing, "close", None)
+            if closer is not None:
+                from .calls import call  # noqa: PLC0415
+
+                await call(closer)
+
+    # -- traffic ----------------------------------------------------------------------
+
+    async def set_traffic(self, phase: Phase | None, percent: float, why: str) -> Split | None:
+        """Move the canary share (intent journaled, lease checked, read back)."""
+        return await self.traffic.set(phase, percent, why)
+
+    async def rollback(self, phase: Phase | None, why: str) -> None:
+        """Send every request to the baseline (canary 0 %); final for the run."""
+        await self.traffic.rollback(phase, why)
+
+    def decide(
+        self, state: PhaseState, result: GateResult, *, last: bool, now: datetime, why: str
+    ) -> tuple[Decision, PolicyState]:
+        from .judging import collecting  # noqa: PLC0415
+
+        return decide(
+            state.phase.policy,
+            state.policy,
+            result.outcome,
+            last=last,
+            now=now,
+            why=why,
+            collecting=collecting(result),
+        )
+
+
+def _redactor(plan: Plan, env: Mapping[str, str]) -> Any:
+    """The plan's secrets, masked in everything the run journals or traces."""
+    from .._redact import Redactor, secrets_of  # noqa: PLC0415
+
+    redactor = Redactor.from_secrets(secrets_of(plan, env))
+    return redactor.redact_data if redactor else _same
+
+
+def _same(value: Any) -> Any:
+    return value

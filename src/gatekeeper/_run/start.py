@@ -1,0 +1,140 @@
+"""Starting a run: claim it (or the unfinished one), reconcile, record pre-run values.
+
+Finding the plan's unfinished run and creating a new one is one atomic step where
+the store offers it (``claim_run``), so two runners started together never drive
+two runs. A finished run that already covered the phases asked for is reported,
+not repeated, unless ``restart``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._model import Phase, RunOutcome, RunResult
+from .._protocols import RunInfo
+from ..exceptions import GatekeeperError
+from .events import EventKind
+from .replay import Journal, replay
+
+if TYPE_CHECKING:
+    from .rollout import Rollout
+
+__all__ = ["check_previous_phase", "claim"]
+
+#: Statuses of a run that is over; anything else may be resumed.
+FINISHED = frozenset({o.value for o in RunOutcome} - {"held", "interrupted"})
+
+
+async def claim(rollout: Rollout, phases: Sequence[Phase]) -> RunInfo | None:
+    """The run this rollout drives: an unfinished one of the same plan (resumed), a
+    finished one that already covered ``phases`` (reported: ``rollout.result`` is
+    set), or ``None`` when a new run must be created."""
+    store: Any = rollout.store
+    names = [p.name for p in phases]
+    now = rollout.clock.now()
+    claimer = getattr(store, "claim_run", None)
+    if claimer is not None:
+        got = claimer(
+            plan=rollout.plan.name,
+            plan_digest=rollout.plan.digest,
+            started_at=now,
+            restart=rollout.restart,
+            wait=rollout.lease.wait,
+        )
+        if got.lease is not None:
+            rollout.lease.hold(got.lease)
+        info: RunInfo = got.run
+        if got.created:
+            return _created(rollout, info)
+        if got.finished:
+            journal = replay(rollout.plan, info.run_id, store.events(info.run_id))
+            if set(names) <= set(journal.phases):
+                rollout.result = _reported(rollout, info, journal)
+                return info
+            return None  # phases it did not cover: a new run
+        return info
+    unfinished = getattr(store, "unfinished_runs", None)
+    if rollout.resume and unfinished is not None:
+        runs = [r for r in unfinished(rollout.plan.name) if r.status != "restarted"]
+        if runs:
+            if rollout.restart:
+                _abandon(rollout, runs[-1], "restarted (--restart)")
+                return None
+            found: RunInfo = runs[-1]
+            rollout.lease.take(found.run_id)
+            return found
+    return None
+
+
+def _created(rollout: Rollout, info: RunInfo) -> RunInfo:
+    rollout.created = info
+    return info
+
+
+def _abandon(rollout: Rollout, info: RunInfo, why: str) -> None:
+    from .._protocols import Event  # noqa: PLC0415
+
+    rollout.store.append(
+        info.run_id,
+        Event(kind=EventKind.ABANDONED, at=rollout.clock.now(), data={"reason": why}),
+    )
+    rollout.store.set_status(info.run_id, "restarted")
+
+
+def _reported(rollout: Rollout, info: RunInfo, journal: Journal) -> RunResult:
+    """A finished run, as its journal tells it: nothing is done again."""
+    reason = ""
+    for event in reversed(rollout.store.events(info.run_id)):
+        if event.kind == EventKind.RUN_ENDED:
+            reason = str(event.data.get("reason", ""))
+            break
+    outcome = RunOutcome(journal.finished) if journal.finished in FINISHED else RunOutcome.ERROR
+    return RunResult(
+        run_id=info.run_id,
+        plan=rollout.plan.name,
+        outcome=outcome,
+        reason=(
+            f"run {info.run_id} already finished ({outcome.value}: {reason}); nothing was "
+            "done again: pass --restart (restart=True) to start the plan over"
+        ),
+        phases=(),
+        split=None,
+    )
+
+
+def check_previous_phase(rollout: Rollout, phases: Sequence[Phase]) -> None:
+    """A later phase on its own needs the phase before it advanced in the journal,
+    and the plan's last run not rolled back — unless forced."""
+    if rollout.force or rollout.rehearsal or rollout.judge_only or not phases:
+        return
+    plan = rollout.plan
+    store = rollout.store
+    runs = [
+        info
+        for info in store.runs()
+        if info.plan == plan.name and info.run_id != rollout.run_id and info.status != "restarted"
+    ]
+    journals = [replay(plan, info.run_id, store.events(info.run_id)) for info in runs]
+    if rollout.journal_state is not None:
+        journals.append(rollout.journal_state)
+    for journal in reversed(journals):
+        if journal.rolled_back:
+            raise GatekeeperError(
+                f"run {journal.run_id} of plan {plan.name!r} was rolled back "
+                f"({journal.rolled_back}); a rollback stays a rollback: pass --force "
+                f"(pytest: --gate-force) to move traffic to {phases[0].name!r} anyway"
+            )
+        if journal.phases:
+            break  # the latest run that did anything decides
+    index = plan.phases.index(phases[0])
+    if index == 0:
+        return
+    before = plan.phases[index - 1].name
+    if any(j.advanced(before) for j in journals):
+        return
+    raise GatekeeperError(
+        f"phase {phases[0].name!r} follows {before!r}, which has not advanced in the "
+        f"journal; run {before!r} first, or pass --force (pytest: --gate-force) to judge "
+        f"{phases[0].name!r} anyway"
+    )

@@ -1,0 +1,320 @@
+"""The bodies of the run's steps: judging a checkpoint, evaluating a gate, holding.
+
+Kept apart from :mod:`.rollout` (which puts the parts together) so each reads top
+to bottom: wait → measure → judge → re-read the balancer → decide → journal →
+apply the effect → only then tell the observers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import attrs
+
+from .._approval import ApprovalAnswer, ApprovalState
+from .._model import (
+    Action,
+    Checkpoint,
+    CheckpointResult,
+    Decision,
+    GateResult,
+    Outcome,
+    Phase,
+)
+from .._policy import PolicyState
+from .context import PhaseState
+from .events import EventKind, decision_data, measurement_data, verdict_data
+from .judging import judge_gate, summarize
+from .replay import CheckpointProgress
+
+if TYPE_CHECKING:
+    from .rollout import Rollout
+
+__all__ = ["evaluate", "judge_checkpoint", "resumed_phase", "unapproved", "while_held"]
+
+
+def resumed_phase(rollout: Rollout, phase: Phase) -> PhaseState | None:
+    """The phase in progress when the run stopped, rebuilt from the journal."""
+    journal = rollout.journal_state
+    if journal is None or phase.name not in journal.progress:
+        return None
+    progress = journal.progress[phase.name]
+    if progress.ended is not None and progress.ended.action is Action.ADVANCE:
+        return None
+    state = PhaseState(
+        phase=phase,
+        started_at=progress.started_at,
+        policy=progress.policy if progress.ended is None else PolicyState(),
+        traffic=progress.traffic,
+    )
+    if progress.ended is not None and progress.ended.action is Action.ROLLBACK:
+        # Rolled back before the process died: the run ends here, never restarts it.
+        state.decision = progress.ended
+        state.ended_in_journal = True
+        return state
+    _restore_judges(state, progress.judges)
+    for cp in phase.checkpoints:
+        done = progress.checkpoints.get(cp.name)
+        if done is not None:
+            state.results.extend(done.results)
+    if progress.ended is not None:
+        # Held for a person, who now runs it again: carry on with fresh counters.
+        rollout.ctx.journal(
+            EventKind.HOLD_RELEASED, phase=phase.name, data={"reason": progress.ended.reason}
+        )
+        journal.progress[phase.name].ended = None
+        state.released = True
+    return state
+
+
+def _restore_judges(state: PhaseState, saved: dict[str, dict[str, object]]) -> None:
+    """Sequential test states from the journal, by criterion text."""
+    if not saved:
+        return
+    from .. import _judge as judge  # noqa: PLC0415
+
+    for index, criterion in enumerate(state.phase.gate.criteria):
+        if criterion.text in saved:
+            state.judges[index] = judge.state_from_dict(saved[criterion.text])
+
+
+def unapproved(rollout: Rollout, phase: Phase, answer: ApprovalAnswer) -> Decision:
+    """The decision when a phase's go/no-go was not given."""
+    if answer.state is ApprovalState.REJECTED:
+        why = f"no-go for {phase.name} by {answer.by or 'someone'}"
+        if answer.reason:
+            why += f" ({answer.reason})"
+        return Decision(action=Action.ROLLBACK, reason=why)
+    how = (
+        f"approve with 'gatekeeper approve {rollout.run_id} --phase {phase.name} "
+        f"--by NAME' (in CI: GATEKEEPER_APPROVE={phase.name})"
+        if not rollout.rehearsal
+        else "the recording withholds it"
+    )
+    assert phase.approval is not None
+    return Decision(
+        action=Action.HOLD, reason=f"waiting for the {phase.approval.prompt} of {phase.name}: {how}"
+    )
+
+
+async def judge_checkpoint(  # noqa: PLR0915 - wait, judge, decide, journal, apply: one loop
+    rollout: Rollout, state: PhaseState, checkpoint: Checkpoint
+) -> list[CheckpointResult]:
+    ctx = rollout.ctx
+    phase = state.phase
+    last = checkpoint == phase.checkpoints[-1]
+    due = state.started_at + checkpoint.offset
+    results: list[CheckpointResult] = []
+    attempt = 0
+    journaled = _journaled(rollout, phase, checkpoint)
+    orphan = None
+    if journaled is not None:
+        results = list(journaled.results)
+        decision = results[-1].decision if results else None
+        released = decision is not None and decision.action is Action.HOLD and state.released
+        if journaled.settled and not released:
+            if decision is not None and decision.action is Action.ROLLBACK:
+                # Idempotent: finishes a rollback the dead process had not confirmed.
+                await rollout.rollback(phase, decision.reason)
+            if decision is not None and decision.final:
+                state.decision = decision
+            return results  # judged before the run was interrupted: never again
+        if released:
+            # A person released a final hold: judge this checkpoint again, now.
+            state.released = False
+            attempt = results[-1].result.attempt
+            due = rollout.clock.now()
+        elif results:
+            attempt = results[-1].result.attempt
+            recheck = results[-1].decision.recheck_at
+            assert recheck is not None
+            due = recheck
+        orphan = journaled.orphan
+    if checkpoint.traffic is not None and checkpoint.traffic != state.traffic:
+        # The next step of a stepped phase starts when the previous one ended.
+        assert checkpoint.step_start is not None
+        await rollout.wait_until(state.started_at + checkpoint.step_start)
+        held = await while_held(rollout, state)
+        if held is not None:
+            state.decision = held
+            return results
+        await rollout.traffic.set(
+            phase, checkpoint.traffic, f"{phase.name} steps up to {checkpoint.traffic:g}%"
+        )
+        state.traffic = checkpoint.traffic
+        ctx.journal(
+            EventKind.STEP_STARTED,
+            phase=phase.name,
+            checkpoint=checkpoint.name,
+            data={"traffic": checkpoint.traffic},
+        )
+    while True:
+        await rollout.wait_until(due)
+        now = rollout.clock.now()
+        attempt += 1
+        with ctx.span(
+            "gatekeeper.checkpoint",
+            {
+                "gatekeeper.phase": phase.name,
+                "gatekeeper.checkpoint": checkpoint.name,
+                "gatekeeper.attempt": attempt,
+            },
+        ) as span:
+            if orphan is not None and orphan.attempt == attempt:
+                # Judged, but the decision was never journaled: decide on the
+                # journaled verdicts rather than judging the checkpoint again.
+                result, now = orphan, orphan.at
+                assert journaled is not None
+                _restore_judges(state, journaled.orphan_judges)
+            else:
+                result = await evaluate(rollout, state, checkpoint, now, attempt)
+            orphan = None
+            drift = await rollout.traffic.drift(phase)
+            if drift is not None and result.outcome is not Outcome.FAIL:
+                # The gate never passes on a split the run did not set; a failure
+                # still rolls back below.
+                decision = Decision(action=Action.HOLD, reason=drift)
+            else:
+                decision, state.policy = rollout.decide(
+                    state, result, last=last, now=now, why=summarize(result)
+                )
+            if decision.action is Action.ADVANCE:
+                decision = await while_held(rollout, state) or decision
+            if span is not None:
+                span.set_attribute("gatekeeper.outcome", result.outcome.value)
+                span.set_attribute("gatekeeper.decision", decision.action.value)
+        ctx.journal(
+            EventKind.DECISION,
+            phase=phase.name,
+            checkpoint=checkpoint.name,
+            data={
+                **decision_data(decision),
+                "outcome": result.outcome.value,
+                "attempt": attempt,
+                "policy": attrs.asdict(state.policy),
+            },
+        )
+        item = CheckpointResult(result=result, decision=decision)
+        results.append(item)
+        state.results.append(item)
+        if decision.final:
+            state.decision = decision
+        if decision.action is Action.ROLLBACK:
+            await rollout.rollback(phase, decision.reason)  # the effect, before any observer
+        next_name, next_at = _next(rollout, state, checkpoint, decision)
+        await ctx.observers.emit(
+            "checkpoint_judged",
+            run=ctx.info,
+            phase=phase,
+            result=result,
+            decision=decision,
+            next_at=next_at,
+            next_checkpoint=next_name,
+        )
+        if decision.action is Action.HOLD and decision.recheck_at is not None:
+            due = decision.recheck_at
+            continue
+        return results
+
+
+async def evaluate(
+    rollout: Rollout, state: PhaseState, checkpoint: Checkpoint, at: datetime, attempt: int = 1
+) -> GateResult:
+    ctx = rollout.ctx
+    phase = state.phase
+    since_start = at - state.started_at
+    needs = rollout.measurer.needs(phase, since_start)
+    measured = await rollout.measurer.all(needs, at, since_start, phase.name)
+    for m in measured.values():
+        ctx.journal(
+            EventKind.MEASUREMENT,
+            phase=phase.name,
+            checkpoint=checkpoint.name,
+            data={**measurement_data(m), "attempt": attempt},
+        )
+    looked = judge_gate(
+        rollout.plan,
+        phase,
+        checkpoint.name,
+        measured,
+        at=at,
+        started_at=state.started_at,
+        attempt=attempt,
+        last=checkpoint == phase.checkpoints[-1],
+        share=state.traffic if state.traffic is not None else phase.traffic,
+        prerun=rollout.prerun,
+        history=state.history,
+        judges=state.judges,
+    )
+    for index, judge_state in looked.judges.items():
+        state.judges[index] = judge_state
+        ctx.journal(
+            EventKind.JUDGE_STATE,
+            phase=phase.name,
+            data={
+                "criterion": phase.gate.criteria[index].text,
+                "state": judge_state.to_dict(),
+            },
+        )
+    for v in looked.result.verdicts:
+        ctx.journal(
+            EventKind.VERDICT,
+            phase=phase.name,
+            checkpoint=checkpoint.name,
+            data={**verdict_data(v), "attempt": attempt},
+        )
+    # Remember canary values for stability judged from checkpoint history.
+    for (metric, variant, ranged), m in measured.items():
+        if variant == "canary" and not ranged and m.problem is None and m.value is not None:
+            state.history.setdefault(metric, []).append((at, m.value))
+    return looked.result
+
+
+async def while_held(rollout: Rollout, state: PhaseState) -> Decision | None:
+    """While a person holds the run: no advancing, no raising traffic; the gate is
+    judged every ``recheck_interval`` and a failure still rolls back. ``None`` once
+    resumed; a final HOLD when the run may not wait (CI, ``--no-wait``)."""
+    operator = rollout.operator
+    operator.poll()
+    if not operator.holding():
+        return None
+    phase = state.phase
+    how = f"resume with 'gatekeeper resume {rollout.run_id}'"
+    if not rollout.wait_for_approval:
+        return Decision(action=Action.HOLD, reason=f"held by {operator.held_by}: {how}")
+    checkpoint = phase.checkpoints[-1]
+    attempt = 1000
+    while operator.holding():
+        await rollout.wait_until(rollout.clock.now() + phase.policy.recheck_interval)
+        if not operator.holding():
+            break
+        attempt += 1
+        now = rollout.clock.now()
+        result = await evaluate(rollout, state, checkpoint, now, attempt)
+        if result.outcome is Outcome.FAIL:
+            decision, state.policy = rollout.decide(
+                state, result, last=False, now=now, why=summarize(result)
+            )
+            if decision.action is Action.ROLLBACK:
+                return decision
+    return None
+
+
+def _journaled(rollout: Rollout, phase: Phase, checkpoint: Checkpoint) -> CheckpointProgress | None:
+    journal = rollout.journal_state
+    if journal is None or phase.name not in journal.progress:
+        return None
+    return journal.progress[phase.name].checkpoints.get(checkpoint.name)
+
+
+def _next(
+    rollout: Rollout, state: PhaseState, checkpoint: Checkpoint, decision: Decision
+) -> tuple[str | None, datetime | None]:
+    if decision.action is Action.HOLD and decision.recheck_at is not None:
+        return checkpoint.name + " (re-check)", decision.recheck_at
+    if decision.action is not Action.CONTINUE:
+        return None, None
+    index = state.phase.checkpoints.index(checkpoint)
+    following = state.phase.checkpoints[index + 1]
+    return following.name, max(state.started_at + following.offset, rollout.clock.now())

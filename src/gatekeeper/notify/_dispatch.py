@@ -1,7 +1,7 @@
 """Delivering notifications without ever holding up the run.
 
 ``submit()`` puts the event on one queue per channel and returns; a worker thread
-per channel (started on its first event) redacts the event, sends it with a timeout
+per channel redacts the event, sends it with a timeout
 per attempt and bounded, backed-off retries of transient failures, and reports
 every attempt through ``on_attempt``. A dead, slow or failing receiver delays
 only its own channel's later messages, never the caller or another channel.
@@ -81,6 +81,16 @@ class Dispatcher:
         self._pending = 0
         self._closed = False
         self._stop = threading.Event()
+        # Workers start now, not on the first event: starting a thread waits for it
+        # to run, a wait submit() must not have.
+        for lane in self._lanes:
+            lane.thread = threading.Thread(
+                target=self._work,
+                args=(lane,),
+                name=f"gatekeeper-notify-{lane.channel.name}",
+                daemon=True,
+            )
+            lane.thread.start()
 
     @property
     def channels(self) -> tuple[Channel, ...]:
@@ -100,19 +110,10 @@ class Dispatcher:
             if self._closed:
                 return 0
             for lane in self._lanes:
-                if not lane.channel.wants(event):
-                    continue
-                lane.queue.put(event)
-                self._pending += 1
-                queued += 1
-                if lane.thread is None:
-                    lane.thread = threading.Thread(
-                        target=self._work,
-                        args=(lane,),
-                        name=f"gatekeeper-notify-{lane.channel.name}",
-                        daemon=True,
-                    )
-                    lane.thread.start()
+                if lane.channel.wants(event):
+                    lane.queue.put(event)
+                    self._pending += 1
+                    queued += 1
         return queued
 
     @property

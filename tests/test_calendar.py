@@ -207,6 +207,15 @@ def test_a_window_in_the_fall_overlap_is_open_both_times() -> None:
     assert utc(2026, 10, 25, 2, 0) == calendar.closes_at(utc(2026, 10, 25, 0, 0), "overlap")
 
 
+def test_a_window_in_the_fall_overlap_opens_again_at_its_second_start() -> None:
+    """02:15-02:45 in Berlin on 2026-10-25 is open in CEST, then again in CET."""
+    short = Window(name="short", hours=hours("02:15", "02:45"))
+    calendar = Calendar(timezone=BERLIN, windows=(short,))
+    after_first = utc(2026, 10, 25, 0, 50)  # 02:50 CEST
+    assert utc(2026, 10, 25, 1, 15) == calendar.next_open(after_first, "short")  # 02:15 CET
+    assert utc(2026, 10, 25, 1, 45) == calendar.closes_at(utc(2026, 10, 25, 1, 15), "short")
+
+
 def test_lord_howe_shifts_by_half_an_hour() -> None:
     """Lord Howe skips 02:00-02:30 on 2026-10-04: a window inside it waits a day."""
     gap = Window(name="gap", hours=hours("02:00", "02:30"))

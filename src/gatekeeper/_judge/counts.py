@@ -167,11 +167,14 @@ def _pearson(
     loglik: Sequence[float], factor: float, canary: float, baseline: float, share: float
 ) -> float | None:
     """One look's Pearson residual² of the canary's events at the ratio the earlier
-    looks estimate (predictable): about 1 for binomial data, ``phi`` for overdispersed."""
+    looks estimate (predictable): about 1 for binomial data, ``phi`` for overdispersed.
+    Diagnostic only: the test uses the declared dispersion, never this estimate."""
     total = canary + baseline
     if total <= 0 or not 0.0 < share < 1.0:
         return None
-    best = max(range(len(loglik)), key=lambda j: loglik[j])
+    # the posterior mode under the confidence sequence's prior: the null's boundary at
+    # the first look, and never a far grid end after a few looks without events
+    best = max(range(len(loglik)), key=lambda j: loglik[j] + _CS_WEIGHTS[j])
     ratio = factor * grid_ratio(best - GRID_HALF)
     theta = ratio * share / (ratio * share + 1.0 - share)
     return (canary - total * theta) ** 2 / (total * theta * (1.0 - theta))

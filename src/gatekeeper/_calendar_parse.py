@@ -141,7 +141,7 @@ def parse_hours(text: str) -> Hours:
     if not dash:
         raise ValueError(f"{text!r} is not an hour range like '09:00-18:00'")
     start, end = _minutes(first, end=False), _minutes(last, end=True)
-    if start == end % 1440:
+    if start == end:
         raise ValueError(f"{text!r} is empty; '00:00-24:00' is the whole day")
     return Hours(start=start, end=end or 1440)  # "22:00-00:00" runs to midnight
 
@@ -273,19 +273,18 @@ def parse_freeze(name: str, raw: Any, key: Key, error: ErrorFactory, zone: ZoneI
         )
     first, last = table["from"], table["to"]
     if isinstance(first, str) and isinstance(last, str):
-        try:
-            yearly = _month_day(first), _month_day(last)
-        except ValueError as exc:
-            raise error(
-                (*key, "from" if _MONTH_DAY.fullmatch(first.strip()) else "to"), str(exc)
-            ) from None
-        if yearly[0] is not None and yearly[1] is not None:
-            if yearly[0] == yearly[1]:
+        yearly = []
+        for side, text in (("from", first), ("to", last)):
+            try:
+                yearly.append(_month_day(text))
+            except ValueError as exc:
+                raise error((*key, side), str(exc)) from None
+        once, until = yearly
+        if once is not None and until is not None:
+            if once == until:
                 raise error((*key, "to"), "to is the same day as from")
-            return YearlyFreeze(
-                name=name, start=yearly[0], end=yearly[1], timezone=own, reason=reason
-            )
-        if (yearly[0] is None) != (yearly[1] is None):
+            return YearlyFreeze(name=name, start=once, end=until, timezone=own, reason=reason)
+        if (once is None) != (until is None):
             raise error((*key, "to"), "from and to are both month-days ('12-20') or both dates")
     start = parse_moment(first, (*key, "from"), error, own or zone, dates=True)
     end = parse_moment(last, (*key, "to"), error, own or zone, dates=True)

@@ -36,6 +36,12 @@ FITTING_UNITS: dict[str, tuple[str, ...]] = {
     "ms": ("", "ms", "s"),
 }
 
+# Text a person may write in a description: no control characters (newlines and tabs
+# aside) and no bidirectional overrides, which the loader refuses.
+printable = st.one_of(
+    st.characters(blacklist_categories=("Cc", "Cs", "Cf")), st.sampled_from("\n\t")
+)
+
 metric_names = st.from_regex(r"[a-z][a-z0-9_]{0,11}", fullmatch=True).filter(
     lambda name: name not in {"baseline", "prerun", "canary", "stable", "within", "over"}
 )
@@ -49,7 +55,8 @@ positive_durations = durations.filter(bool)
 
 @st.composite
 def duration_texts(draw: st.DrawFn) -> tuple[str, timedelta]:
-    """A duration as a plan writes it ("4h30m", "90", "1d2h") and its value."""
+    """A duration as a plan writes it ("4h30m", "90", "1d2h") and its value, within
+    the 400-day limit of one duration."""
     if draw(st.booleans()):
         seconds = draw(st.integers(min_value=0, max_value=10**7))
         return str(seconds), timedelta(seconds=seconds)
@@ -60,7 +67,7 @@ def duration_texts(draw: st.DrawFn) -> tuple[str, timedelta]:
     text = ""
     total = timedelta(0)
     for unit in sorted(units, key=order.index):
-        value = draw(st.integers(min_value=0, max_value=999))
+        value = draw(st.integers(min_value=0, max_value=300 if unit == "d" else 999))
         text += f"{value}{unit}"
         total += {
             "d": timedelta(days=value),
@@ -280,7 +287,7 @@ def phase_tables(draw: st.DrawFn, name: str, metrics: dict[str, dict[str, Any]])
     elif approval is not None:
         table["approval"] = approval
     if draw(st.booleans()):
-        table["description"] = draw(st.text(max_size=20))
+        table["description"] = draw(st.text(printable, max_size=20))
     if draw(st.booleans()):
         table["gate_alpha"] = draw(st.floats(min_value=0.001, max_value=0.5))
     return table

@@ -224,7 +224,7 @@ BROKEN: dict[str, tuple[str, int, str]] = {
     "bad plan policy limit": (
         _edit("[[phases]]", "[policy]\nfailure_limit = 0\n\n[[phases]]"),
         22,
-        "policy.failure_limit: expected a whole number >= 1, got 0",
+        "policy.failure_limit: expected a whole number from 1 to 1000000, got 0",
     ),
     "ratio without denominator": (
         _edit(

@@ -232,12 +232,12 @@ def test_errors_name_file_and_line(tmp_path: Path, text: str, line: int, message
 
 
 def test_empty_recording(tmp_path: Path) -> None:
-    """A recording without even a header says what it needs."""
+    """A recording without even a header says what it needs, at line 1."""
     path = tmp_path / "rec.csv"
     path.write_text("# nothing yet\n\n")
     with pytest.raises(PlanError) as info:
         Recording.load(path)
-    assert f"{path}: the recording is empty (it needs a header 'at,metric,value')" == str(
+    assert f"{path}:1: the recording is empty (it needs a header 'at,metric,value')" == str(
         info.value
     )
 
@@ -275,9 +275,12 @@ def test_byte_order_mark_is_not_part_of_the_header(tmp_path: Path) -> None:
 
 
 def test_not_utf8(tmp_path: Path) -> None:
-    """A file that is not UTF-8 is a PlanError naming it, not a traceback."""
+    """A file that is not UTF-8 is a PlanError naming the line and the first bad byte."""
     path = tmp_path / "rec.csv"
     path.write_bytes(b"at,metric,value\n0,\xff\xfe,1\n")
     with pytest.raises(PlanError) as info:
         Recording.load(path)
-    assert f"{path}: the recording is not UTF-8 text" == str(info.value)
+    assert (
+        f"{path}:2: the recording is not UTF-8 text: byte 0xff at column 3 (byte offset 18)"
+        == str(info.value)
+    )

@@ -65,7 +65,7 @@ def test_accepted_forms(text: str | float, expected: timedelta) -> None:
         (-5, "a duration must be finite and not negative, got -5"),
         ("nan", "a duration must be finite and not negative, got 'nan'"),
         ("inf", "a duration must be finite and not negative, got 'inf'"),
-        (True, "expected a duration like '15m', got True"),
+        (True, "expected a duration like '15m', got a boolean (true)"),
     ],
 )
 def test_refused_forms(text: str | float, message: str) -> None:

@@ -22,6 +22,7 @@ from datetime import timedelta
 
 import attrs
 
+from ._limits import shorten
 from ._model import COMPARISONS, Reference
 from ._units import QUANTITY_UNITS, parse_duration
 
@@ -37,7 +38,13 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 
+MAX_CRITERION = 1000  # characters of one criterion; a real one is under 100
 KEYWORDS = frozenset({"baseline", "prerun", "canary", "stable", "within", "over"})
+
+
+def _cut(token: str) -> str:
+    """A number token as written, cut short: "1e999", or 41 of its 10,000 digits."""
+    return token if len(token) <= 40 else token[:40] + "…"
 
 
 class GrammarError(ValueError):
@@ -47,7 +54,7 @@ class GrammarError(ValueError):
         self.message = message
         self.text = text
         self.column = column
-        super().__init__(f"{message} at column {column} in {text!r}")
+        super().__init__(f"{message} at column {column} in {shorten(text)}")
 
 
 @attrs.frozen(kw_only=True)
@@ -96,7 +103,7 @@ def _tokens(text: str) -> list[_Token]:
     while pos < len(text):
         match = _TOKEN.match(text, pos)
         if match is None:
-            raise GrammarError(f"unexpected character {text[pos]!r}", text, pos + 1)
+            raise GrammarError(f"unexpected character {text[pos]!a}", text, pos + 1)
         kind = match.lastgroup or ""
         if kind != "space":
             tokens.append(_Token(kind, match.group(), pos + 1))
@@ -125,7 +132,9 @@ class _Parser:
         if token is None:
             raise GrammarError(f"expected {what}, got the end", self.text, len(self.text) + 1)
         if token.kind != kind:
-            raise GrammarError(f"expected {what}, got {token.text!r}", self.text, token.column)
+            raise GrammarError(
+                f"expected {what}, got {shorten(token.text)}", self.text, token.column
+            )
         self.pos += 1
         return token
 
@@ -139,7 +148,7 @@ class _Parser:
     def number(self, token: _Token) -> float:
         value = float(token.text)
         if not math.isfinite(value):  # "1e999": an infinite bound would always pass
-            raise GrammarError(f"number out of range: {token.text}", self.text, token.column)
+            raise GrammarError(f"number out of range: {_cut(token.text)}", self.text, token.column)
         return value
 
     def quantity(self) -> Quantity:
@@ -157,14 +166,14 @@ class _Parser:
             if token.text not in QUANTITY_UNITS:
                 known = ", ".join(QUANTITY_UNITS)
                 raise GrammarError(
-                    f"unknown unit {token.text!r} (known: {known})", self.text, token.column
+                    f"unknown unit {shorten(token.text)} (known: {known})", self.text, token.column
                 )
             self.pos += 1
             return Quantity(value=value, unit=token.text)
         if token is not None and token.kind == "name" and token.text in QUANTITY_UNITS:
             # "200 ms": say how to write it rather than a bare "unexpected 'ms'".
             raise GrammarError(
-                f"write the unit next to the number: '{number.text}{token.text}'",
+                f"write the unit next to the number: '{_cut(number.text)}{token.text}'",
                 self.text,
                 token.column,
             )
@@ -262,11 +271,17 @@ class _Parser:
     def end(self) -> None:
         token = self.peek()
         if token is not None:
-            raise GrammarError(f"unexpected {token.text!r}", self.text, token.column)
+            raise GrammarError(f"unexpected {shorten(token.text)}", self.text, token.column)
 
 
 def parse_criterion(text: str) -> Parsed:
     """Parse one criterion; a :class:`GrammarError` says where it went wrong."""
     if not isinstance(text, str) or not text.strip():
-        raise GrammarError("empty criterion", str(text), 1)
+        raise GrammarError("empty criterion", shorten(text), 1)
+    if len(text) > MAX_CRITERION:
+        raise GrammarError(
+            f"a criterion is at most {MAX_CRITERION} characters, got {len(text)}",
+            shorten(text),
+            MAX_CRITERION + 1,
+        )
     return _Parser(text.strip()).parse()

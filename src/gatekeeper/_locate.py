@@ -8,6 +8,7 @@ that can be found wins, so an error always points at least at its table.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 
@@ -17,6 +18,9 @@ _KEY = re.compile(
 )
 
 PathPart = str | int
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_MAX_KEY = 80  # characters of one key echoed in a key path
 
 
 def _split_dotted(name: str) -> list[str]:
@@ -50,14 +54,26 @@ def _scan(line: str, quote: str = "") -> tuple[str, str]:
 
 
 def format_path(path: Sequence[PathPart]) -> str:
-    """``("phases", 1, "gate", 2)`` → ``phases[1].gate[2]``."""
+    """``("phases", 1, "gate", 2)`` → ``phases[1].gate[2]``.
+
+    A key that is not a bare TOML key is quoted as TOML quotes it (``metrics."a.b"``),
+    control characters escaped, and cut short: a key path is echoed in every error.
+    """
     text = ""
     for part in path:
         if isinstance(part, int):
             text += f"[{part}]"
         else:
-            text += ("." if text else "") + part
+            text += ("." if text else "") + _key_text(part)
     return text
+
+
+def _key_text(key: str) -> str:
+    if _BARE_KEY.fullmatch(key):
+        return key if len(key) <= _MAX_KEY else key[: _MAX_KEY - 1] + "…"
+    quoted = json.dumps(key[: 4 * _MAX_KEY], ensure_ascii=False)
+    quoted = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in quoted)
+    return quoted if len(quoted) <= _MAX_KEY else quoted[: _MAX_KEY - 1] + "…"
 
 
 def locate(text: str, path: Sequence[PathPart]) -> int | None:

@@ -28,6 +28,16 @@ from typing import Any
 
 import attrs
 
+from ._limits import (
+    MAX_ECHO,
+    MAX_PLAN_DURATION,
+    MAX_RECORDING_BYTES,
+    MAX_RECORDING_ROWS,
+    bad_text,
+    decode_utf8,
+    read_bounded,
+    shorten,
+)
 from ._units import parse_duration
 from .exceptions import PlanError
 
@@ -69,6 +79,45 @@ def _rows(reader: Any, name: str) -> Iterator[list[str]]:
         yield row
 
 
+def _row(
+    header: list[str], cells: list[str], name: str, line: int
+) -> tuple[float, str, str, float | None]:
+    """One data row as (offset in seconds, metric, variant, value)."""
+    if len(cells) == len(header) - 1 and header[-1] == "variant":
+        cells.append("")  # the optional trailing variant may be left out
+    if len(cells) != len(header):
+        raise PlanError(f"expected {len(header)} cells, got {len(cells)}", file=name, line=line)
+    record = dict(zip(header, cells, strict=True))
+    try:
+        # A recording spans a whole plan, so its limit is the plan's, not one phase's.
+        offset = parse_duration(record["at"], limit=MAX_PLAN_DURATION).total_seconds()
+    except ValueError as exc:
+        raise PlanError(f"at: {exc}", file=name, line=line) from None
+    metric = record["metric"]
+    if not metric:
+        raise PlanError("metric: empty name", file=name, line=line)
+    problem = bad_text(metric, limit=MAX_ECHO * 2)
+    if problem is not None:
+        raise PlanError(f"metric: {problem}", file=name, line=line)
+    variant = record.get("variant") or "canary"
+    if variant not in _VARIANTS:
+        raise PlanError(
+            f"variant: expected canary or baseline, got {shorten(variant)}", file=name, line=line
+        )
+    raw = record["value"]
+    value: float | None
+    if raw == "":
+        value = None
+    else:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise PlanError(
+                f"value: expected a number or nothing, got {shorten(raw)}", file=name, line=line
+            ) from None
+    return offset, metric, variant, value
+
+
 class Recording:
     """Metric values by (metric, variant) over offsets from the run's start."""
 
@@ -88,21 +137,23 @@ class Recording:
 
     @classmethod
     def load(cls, path: str | Path) -> Recording:
-        """Read a CSV recording; a bad row is a :class:`PlanError` naming file and line."""
+        """Read a CSV recording; a bad row is a :class:`PlanError` naming file and line.
+
+        Only a regular file of at most 256 MiB is read (``/dev/zero`` is refused, not
+        read until memory runs out).
+        """
         path = Path(path)
-        try:
-            # utf-8-sig: a spreadsheet's byte order mark must not become part of 'at'.
-            text = path.read_text(encoding="utf-8-sig")
-        except OSError as exc:
-            raise PlanError(
-                f"cannot read the recording: {exc.strerror or exc}", file=str(path)
-            ) from None
-        except UnicodeDecodeError:
-            raise PlanError("the recording is not UTF-8 text", file=str(path)) from None
-        return cls.parse(text, name=str(path))
+        data = read_bounded(path, MAX_RECORDING_BYTES, "recording")
+        return cls.parse(decode_utf8(data, file=str(path), what="recording"), name=str(path))
 
     @classmethod
     def parse(cls, text: str, *, name: str = "<recording>") -> Recording:
+        if len(text) > MAX_RECORDING_BYTES:
+            raise PlanError(
+                f"the recording is larger than {MAX_RECORDING_BYTES // (1024 * 1024)} MiB "
+                "(the limit)",
+                file=name,
+            )
         # newline=None: a lone \r ends a line, as when the file is read from disk
         # (csv refuses a bare \r inside an unquoted field otherwise).
         reader = csv.reader(io.StringIO(text, newline=None))
@@ -121,45 +172,19 @@ class Recording:
                 if missing or unknown or len(set(header)) != len(header):
                     raise PlanError(
                         "the header must be 'at,metric,value' with an optional 'variant' "
-                        f"column, got {','.join(header)!r}",
+                        f"column, got {shorten(','.join(header))}",
                         file=name,
                         line=line,
                     )
                 continue
-            if len(cells) == len(header) - 1 and header[-1] == "variant":
-                cells.append("")  # the optional trailing variant may be left out
-            if len(cells) != len(header):
+            if len(rows) >= MAX_RECORDING_ROWS:
                 raise PlanError(
-                    f"expected {len(header)} cells, got {len(cells)}", file=name, line=line
+                    f"more than {MAX_RECORDING_ROWS} rows (the limit)", file=name, line=line
                 )
-            record = dict(zip(header, cells, strict=True))
-            try:
-                offset = parse_duration(record["at"]).total_seconds()
-            except ValueError as exc:
-                raise PlanError(f"at: {exc}", file=name, line=line) from None
-            metric = record["metric"]
-            if not metric:
-                raise PlanError("metric: empty name", file=name, line=line)
-            variant = record.get("variant") or "canary"
-            if variant not in _VARIANTS:
-                raise PlanError(
-                    f"variant: expected canary or baseline, got {variant!r}", file=name, line=line
-                )
-            raw = record["value"]
-            value: float | None
-            if raw == "":
-                value = None
-            else:
-                try:
-                    value = float(raw)
-                except ValueError:
-                    raise PlanError(
-                        f"value: expected a number or nothing, got {raw!r}", file=name, line=line
-                    ) from None
-            rows.append((offset, metric, variant, value))
+            rows.append(_row(header, cells, name, line))
         if header is None:
             raise PlanError(
-                "the recording is empty (it needs a header 'at,metric,value')", file=name
+                "the recording is empty (it needs a header 'at,metric,value')", file=name, line=1
             )
         return cls(rows, name=name)
 

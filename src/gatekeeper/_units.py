@@ -4,23 +4,36 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from datetime import timedelta
+
+from ._limits import MAX_DURATION, shorten
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|d|h|m|s)")
 _UNIT_SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+# "1d2h3m4s5ms" is 11 characters; a few hundred is room for any spelling of a sane value.
+_MAX_DURATION_TEXT = 256
 
 
-def parse_duration(text: str | int | float) -> timedelta:
+def parse_duration(text: str | int | float, *, limit: timedelta = MAX_DURATION) -> timedelta:
     """``"15m"`` → 15 minutes; ``"4h30m"``, ``"1d"``, ``"90"`` (seconds) and numbers too.
 
-    Raises ``ValueError`` with a message that shows the accepted forms.
+    Raises ``ValueError`` with a message that shows the accepted forms, for anything
+    else too (an array, a table, a boolean), and for a duration over ``limit``
+    (400 days unless told): past it, date arithmetic overflows.
     """
-    if isinstance(text, bool):
-        raise ValueError(f"expected a duration like '15m', got {text!r}")
+    if isinstance(text, bool) or not isinstance(text, str | int | float):
+        raise ValueError(f"expected a duration like '15m', got {_kind(text)}")
     if isinstance(text, int | float):
+        if abs(text) > 1e300:  # float() of a huge int overflows
+            raise ValueError(
+                f"a duration is at most {format_duration(limit)} (the limit), got {shorten(text)}"
+            )
         seconds = float(text)
     else:
         raw = text.strip()
+        if len(raw) > _MAX_DURATION_TEXT:
+            raise ValueError(f"expected a duration like '15m', got {shorten(text)}")
         try:
             seconds = float(raw)
         except ValueError:
@@ -35,11 +48,25 @@ def parse_duration(text: str | int | float) -> timedelta:
                 pos = match.end()
             if pos != len(raw):
                 raise ValueError(
-                    f"expected a duration like '90', '15m', '4h30m' or '1d', got {text!r}"
+                    f"expected a duration like '90', '15m', '4h30m' or '1d', got {shorten(text)}"
                 ) from None
     if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"a duration must be finite and not negative, got {text!r}")
+        raise ValueError(f"a duration must be finite and not negative, got {shorten(text)}")
+    if seconds > limit.total_seconds():
+        raise ValueError(
+            f"a duration is at most {format_duration(limit)} (the limit), got {shorten(text)}"
+        )
     return timedelta(seconds=seconds)
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, list | tuple):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "a table"
+    return type(value).__name__
 
 
 def format_duration(delta: timedelta) -> str:

@@ -192,54 +192,53 @@ ALL_DAY = Hours(start=0, end=1440)
 EVERY_DAY = tuple(range(7))
 
 
-def _weekly_contains(days: tuple[int, ...], hours: Hours, local: datetime) -> bool:
-    # Boundaries are whole minutes, so the minute the clock shows decides.
-    minute = local.hour * 60 + local.minute
-    weekday = local.weekday()
-    if not hours.overnight:
-        return weekday in days and hours.start <= minute < hours.end
-    # An overnight span belongs to the day it opens on: "fri 22:00-06:00" runs into
-    # Saturday morning, and Monday 00:00-06:00 only follows a Sunday in `days`.
-    return (weekday in days and minute >= hours.start) or (
-        (weekday - 1) % 7 in days and minute < hours.end
-    )
-
-
-def _weekly_edges(hours: Hours, tz: ZoneInfo, start: datetime, end: datetime) -> list[datetime]:
-    found: list[datetime] = []
-    for day in _dates(start, end, tz):
-        midnight = datetime.combine(day, time())
-        for minutes in (hours.start, hours.end):
-            found.extend(_both_folds(midnight + timedelta(minutes=minutes), tz))
-    return found
-
-
-def _weekly_text(days: tuple[int, ...], hours: Hours, tz: ZoneInfo) -> str:
-    when = "every day" if days == EVERY_DAY else format_days(days)
-    return f"{when} {hours} {tz.key}"
-
-
 @attrs.frozen(kw_only=True)
-class Window:
-    """Named hours in which a run may advance and raise traffic.
-
-    ``timezone=None`` is the calendar's. An overnight ``hours`` belongs to the day it
-    opens on (see :class:`Hours`).
-    """
-
+class _Weekly:
     name: str
     days: tuple[int, ...] = attrs.field(default=EVERY_DAY, validator=_check_days)
     hours: Hours = ALL_DAY
     timezone: ZoneInfo | None = None
 
     def contains(self, at: datetime, tz: ZoneInfo) -> bool:
-        return _weekly_contains(self.days, self.hours, at.astimezone(self.timezone or tz))
+        local = at.astimezone(self.timezone or tz)
+        # Boundaries are whole minutes, so the minute the clock shows decides.
+        minute, weekday = local.hour * 60 + local.minute, local.weekday()
+        start, end = self.hours.start, self.hours.end
+        if not self.hours.overnight:
+            return weekday in self.days and start <= minute < end
+        # An overnight span belongs to the day it opens on: "fri 22:00-06:00" runs into
+        # Saturday morning, and Monday 00:00-06:00 only follows a Sunday in `days`.
+        return (weekday in self.days and minute >= start) or (
+            (weekday - 1) % 7 in self.days and minute < end
+        )
 
     def edges(self, start: datetime, end: datetime, tz: ZoneInfo) -> list[datetime]:
-        return _weekly_edges(self.hours, self.timezone or tz, start, end)
+        zone = self.timezone or tz
+        found: list[datetime] = []
+        for day in _dates(start, end, zone):
+            midnight = datetime.combine(day, time())
+            for minutes in (self.hours.start, self.hours.end):
+                found.extend(_both_folds(midnight + timedelta(minutes=minutes), zone))
+        return found
 
     def describe(self, tz: ZoneInfo) -> str:
-        return f"window {self.name} ({_weekly_text(self.days, self.hours, self.timezone or tz)})"
+        when = "every day" if self.days == EVERY_DAY else format_days(self.days)
+        noun = "window" if isinstance(self, Window) else "freeze"
+        return f"{noun} {self.name} ({when} {self.hours} {(self.timezone or tz).key})"
+
+
+@attrs.frozen(kw_only=True)
+class Window(_Weekly):
+    """Named hours in which a run may advance and raise traffic: ``days`` (Monday is
+    0), daily ``hours``, and ``timezone`` (None: the calendar's). An overnight
+    ``hours`` belongs to the day it opens on."""
+
+
+@attrs.frozen(kw_only=True)
+class WeeklyFreeze(_Weekly):
+    """A freeze every week: the same ``days`` and ``hours`` shape as a :class:`Window`."""
+
+    reason: str = ""
 
 
 @attrs.frozen(kw_only=True)
@@ -266,26 +265,6 @@ class Freeze:
             return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
 
         return f"freeze {self.name} ({show(self.start)} to {show(self.end)})"
-
-
-@attrs.frozen(kw_only=True)
-class WeeklyFreeze:
-    """A freeze every week: the same ``days`` and ``hours`` shape as a :class:`Window`."""
-
-    name: str
-    days: tuple[int, ...] = attrs.field(default=EVERY_DAY, validator=_check_days)
-    hours: Hours = ALL_DAY
-    timezone: ZoneInfo | None = None
-    reason: str = ""
-
-    def contains(self, at: datetime, tz: ZoneInfo) -> bool:
-        return _weekly_contains(self.days, self.hours, at.astimezone(self.timezone or tz))
-
-    def edges(self, start: datetime, end: datetime, tz: ZoneInfo) -> list[datetime]:
-        return _weekly_edges(self.hours, self.timezone or tz, start, end)
-
-    def describe(self, tz: ZoneInfo) -> str:
-        return f"freeze {self.name} ({_weekly_text(self.days, self.hours, self.timezone or tz)})"
 
 
 def _check_month_day(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -337,7 +316,7 @@ AnyFreeze = Freeze | WeeklyFreeze | YearlyFreeze
 _Rule = Window | Freeze | WeeklyFreeze | YearlyFreeze
 
 
-def _check_windows(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+def _unique_names(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     names = [item.name for item in value]
     if len(names) != len(set(names)):
         raise ValueError(f"{attribute.name}: a name is used twice in {names}")
@@ -351,8 +330,8 @@ class Calendar:
     """
 
     timezone: ZoneInfo = attrs.field(factory=lambda: _UTC_ZONE)
-    windows: tuple[Window, ...] = attrs.field(default=(), validator=_check_windows)
-    freezes: tuple[AnyFreeze, ...] = attrs.field(default=(), validator=_check_windows)
+    windows: tuple[Window, ...] = attrs.field(default=(), validator=_unique_names)
+    freezes: tuple[AnyFreeze, ...] = attrs.field(default=(), validator=_unique_names)
 
     def window(self, name: str) -> Window:
         for window in self.windows:
@@ -365,8 +344,8 @@ class Calendar:
         """This calendar and one more freeze (an operator's, during an incident)."""
         return attrs.evolve(self, freezes=(*self.freezes, freeze))
 
-    def _rules(self, window: str | None) -> tuple[Window | None, tuple[AnyFreeze, ...]]:
-        return (None if window is None else self.window(window)), self.freezes
+    def _find(self, window: str | None) -> Window | None:
+        return None if window is None else self.window(window)
 
     def _allowed(self, at: datetime, window: Window | None) -> bool:
         if window is not None and not window.contains(at, self.timezone):
@@ -377,9 +356,8 @@ class Calendar:
         rules: list[_Rule] = [*self.freezes] if window is None else [window, *self.freezes]
         zones = {self.timezone.key: self.timezone}
         for rule in rules:
-            zone = getattr(rule, "timezone", None)
-            if zone is not None:
-                zones[zone.key] = zone
+            if not isinstance(rule, Freeze) and rule.timezone is not None:
+                zones[rule.timezone.key] = rule.timezone
         found: set[datetime] = set()
         for zone in zones.values():
             found.update(_transitions(zone, start, end))
@@ -391,7 +369,7 @@ class Calendar:
         self, at: datetime, window: str | None, *, allowed: bool, horizon: timedelta
     ) -> datetime | None:
         at = _utc(at)
-        rule = self._rules(window)[0]
+        rule = self._find(window)
         if self._allowed(at, rule) == allowed:
             return at
         start, limit = at, at + horizon
@@ -405,7 +383,7 @@ class Calendar:
 
     def may_advance(self, at: datetime, window: str | None = None) -> bool:
         """Inside the named window (if any) and outside every freeze."""
-        return self._allowed(_utc(at), self._rules(window)[0])
+        return self._allowed(_utc(at), self._find(window))
 
     def next_open(
         self, at: datetime, window: str | None = None, *, horizon: timedelta = HORIZON
@@ -426,7 +404,7 @@ class Calendar:
         """What keeps advancing closed at ``at``, for people: ``("outside window
         staffed (mon-fri 09:00-18:00 Europe/Berlin)", "freeze year-end (...)")``."""
         at = _utc(at)
-        rule = self._rules(window)[0]
+        rule = self._find(window)
         found: list[str] = []
         if rule is not None and not rule.contains(at, self.timezone):
             found.append("outside " + rule.describe(self.timezone))

@@ -216,6 +216,17 @@ def test_a_window_in_the_fall_overlap_opens_again_at_its_second_start() -> None:
     assert utc(2026, 10, 25, 1, 45) == calendar.closes_at(utc(2026, 10, 25, 1, 15), "short")
 
 
+def test_a_window_across_the_fall_overlap_is_open_whenever_the_clock_reads_inside() -> None:
+    """02:30-04:00 on 2026-10-25 in Berlin: 02:30-03:00 CEST, closed while the clock
+    repeats 02:00-02:30, open again from 02:30 CET to 04:00 CET."""
+    late = Window(name="late", hours=hours("02:30", "04:00"))
+    calendar = Calendar(timezone=BERLIN, windows=(late,))
+    assert utc(2026, 10, 25, 0, 30) == calendar.next_open(utc(2026, 10, 24, 12), "late")
+    assert utc(2026, 10, 25, 1, 0) == calendar.closes_at(utc(2026, 10, 25, 0, 30), "late")
+    assert utc(2026, 10, 25, 1, 30) == calendar.next_open(utc(2026, 10, 25, 1, 0), "late")
+    assert utc(2026, 10, 25, 3, 0) == calendar.closes_at(utc(2026, 10, 25, 1, 30), "late")
+
+
 def test_lord_howe_shifts_by_half_an_hour() -> None:
     """Lord Howe skips 02:00-02:30 on 2026-10-04: a window inside it waits a day."""
     gap = Window(name="gap", hours=hours("02:00", "02:30"))
@@ -326,3 +337,84 @@ def test_format_days() -> None:
     assert "mon-fri" == format_days(WEEKDAYS)
     assert "mon,wed,fri" == format_days((0, 2, 4))
     assert "mon,tue,fri-sun" == format_days((0, 1, 4, 5, 6))
+
+
+# -- the reference plan's calendar -----------------------------------------------
+
+TWO_HOURS = timedelta(hours=2)
+RAMP = StartAt(time_of_day=time(14, 0))
+GO_NO_GO = StartAt(time_of_day=time(13, 0))
+ROLLOUT = StartAt(time_of_day=time(16, 0), days_later=1)
+
+
+def timeline(run_starts: datetime) -> list[tuple[str, datetime]]:
+    """canary (2h) → go/no-go and ramp at 14:00 (2h) → rollout at 16:00 the next day,
+    advancing only in the staffed window, outside the year-end freeze."""
+    events = []
+    canary = PLAN.phase_start(run_starts, None, "staffed")
+    assert canary is not None
+    events.append(("canary", canary))
+    ramp = PLAN.phase_start(canary + TWO_HOURS, RAMP, "staffed")
+    assert ramp is not None
+    asked = ask_moment(GO_NO_GO, ready=canary + TWO_HOURS, start=ramp, tz=BERLIN)
+    events += [("go/no-go", asked), ("ramp", ramp)]
+    rollout = PLAN.phase_start(ramp + TWO_HOURS, ROLLOUT, "staffed")
+    assert rollout is not None
+    events.append(("rollout", rollout))
+    return events
+
+
+@pytest.mark.parametrize(
+    ("run_starts", "expected"),
+    [
+        (  # Monday morning: everything on schedule.
+            berlin(2026, 11, 2, 9, 0),
+            [
+                ("canary", berlin(2026, 11, 2, 9, 0)),
+                ("go/no-go", berlin(2026, 11, 2, 13, 0)),
+                ("ramp", berlin(2026, 11, 2, 14, 0)),
+                ("rollout", berlin(2026, 11, 3, 16, 0)),
+            ],
+        ),
+        (  # Friday evening: nothing moves before Monday 09:00.
+            berlin(2026, 11, 27, 19, 0),
+            [
+                ("canary", berlin(2026, 11, 30, 9, 0)),
+                ("go/no-go", berlin(2026, 11, 30, 13, 0)),
+                ("ramp", berlin(2026, 11, 30, 14, 0)),
+                ("rollout", berlin(2026, 12, 1, 16, 0)),
+            ],
+        ),
+        (  # Thursday noon: the canary ends after 14:00, the ramp waits for Friday,
+            # and the rollout's "next day" is a Saturday: it waits for Monday 09:00.
+            berlin(2026, 11, 26, 12, 30),
+            [
+                ("canary", berlin(2026, 11, 26, 12, 30)),
+                ("go/no-go", berlin(2026, 11, 27, 13, 0)),
+                ("ramp", berlin(2026, 11, 27, 14, 0)),
+                ("rollout", berlin(2026, 11, 30, 9, 0)),
+            ],
+        ),
+        (  # Inside the year-end freeze: the canary waits for Tuesday 2027-01-05.
+            berlin(2026, 12, 22, 10, 0),
+            [
+                ("canary", berlin(2027, 1, 5, 9, 0)),
+                ("go/no-go", berlin(2027, 1, 5, 13, 0)),
+                ("ramp", berlin(2027, 1, 5, 14, 0)),
+                ("rollout", berlin(2027, 1, 6, 16, 0)),
+            ],
+        ),
+        (  # Ready at 13:30: the go/no-go is asked at once, due at 14:00.
+            berlin(2026, 11, 2, 11, 30),
+            [
+                ("canary", berlin(2026, 11, 2, 11, 30)),
+                ("go/no-go", berlin(2026, 11, 2, 13, 30)),
+                ("ramp", berlin(2026, 11, 2, 14, 0)),
+                ("rollout", berlin(2026, 11, 3, 16, 0)),
+            ],
+        ),
+    ],
+)
+def test_reference_timeline(run_starts: datetime, expected: list[tuple[str, datetime]]) -> None:
+    """The reference plan's calendar from several start moments, phase by phase."""
+    assert expected == timeline(run_starts)

@@ -400,6 +400,14 @@ class Calendar:
         None when it stays open through ``horizon``."""
         return self._first(at, window, allowed=False, horizon=horizon)
 
+    def phase_start(
+        self, ready: datetime, start_at: StartAt | None = None, window: str | None = None
+    ) -> datetime | None:
+        """When a phase ready at ``ready`` begins: its ``start_at`` (if any), then the
+        window's next opening outside every freeze (None: not within the horizon)."""
+        earliest = _utc(ready) if start_at is None else start_at.next_after(ready, self.timezone)
+        return self.next_open(earliest, window)
+
     def blockers(self, at: datetime, window: str | None = None) -> tuple[str, ...]:
         """What keeps advancing closed at ``at``, for people: ``("outside window
         staffed (mon-fri 09:00-18:00 Europe/Berlin)", "freeze year-end (...)")``."""

@@ -25,6 +25,13 @@ from gatekeeper._calendar import (
     describe_wait,
     resolve_local,
 )
+from gatekeeper._calendar_parse import (
+    calendar_to_mapping,
+    freeze_to_mapping,
+    parse_calendar,
+    parse_freeze,
+)
+from gatekeeper._locate import PathPart
 
 HORIZON = timedelta(days=8)
 MINUTE = timedelta(minutes=1)
@@ -256,3 +263,30 @@ def test_describe_wait_always_says_when_and_how_long(
     assert (wait == 0) == text.endswith(" now")
     if wait:
         assert ", in " in text
+
+
+class MappingError(Exception):
+    pass
+
+
+def no_error(key: tuple[PathPart, ...], message: str) -> MappingError:
+    return MappingError(f"{key}: {message}")
+
+
+@settings(max_examples=200, deadline=None)
+@given(scene=scenes())
+def test_calendar_to_mapping_reads_back_equal(scene: tuple[Calendar, datetime, str | None]) -> None:
+    """calendar_to_mapping is what parse_calendar reads back to the same calendar (the
+    plan's digest and an operator's journaled freeze depend on it)."""
+    calendar = scene[0]
+    mapping = calendar_to_mapping(calendar)
+    assert calendar == parse_calendar(mapping, no_error)
+    for freeze in calendar.freezes:
+        table = freeze_to_mapping(freeze)
+        key = ("freezes", freeze.name)
+        assert freeze == parse_freeze(freeze.name, table, key, no_error, calendar.timezone)
+
+
+def test_the_default_calendar_has_no_keys() -> None:
+    """A plan without calendar keys maps to nothing, so its digest does not change."""
+    assert {} == calendar_to_mapping(Calendar())

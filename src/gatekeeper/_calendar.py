@@ -30,6 +30,7 @@ __all__ = [
     "DAY_NAMES",
     "EVERY_DAY",
     "HORIZON",
+    "UTC_ZONE",
     "AnyFreeze",
     "Calendar",
     "Freeze",
@@ -51,7 +52,7 @@ HORIZON = timedelta(days=400)
 _CHUNK = timedelta(days=7)
 _STEP = timedelta(hours=3)  # no zone changes its offset twice within three hours
 _SECOND = timedelta(seconds=1)
-_UTC_ZONE = ZoneInfo("UTC")
+UTC_ZONE = ZoneInfo("UTC")
 
 
 def _utc(at: datetime, what: str = "at") -> datetime:
@@ -329,7 +330,7 @@ class Calendar:
     ``window=None`` in the queries means "no window": only the freezes count.
     """
 
-    timezone: ZoneInfo = attrs.field(factory=lambda: _UTC_ZONE)
+    timezone: ZoneInfo = attrs.field(factory=lambda: UTC_ZONE)
     windows: tuple[Window, ...] = attrs.field(default=(), validator=_unique_names)
     freezes: tuple[AnyFreeze, ...] = attrs.field(default=(), validator=_unique_names)
 
@@ -507,7 +508,7 @@ def _span(delta: timedelta) -> str:
     return f"{minutes}m"
 
 
-def describe_wait(now: datetime, until: datetime, tz: ZoneInfo = _UTC_ZONE, what: str = "") -> str:
+def describe_wait(now: datetime, until: datetime, tz: ZoneInfo = UTC_ZONE, what: str = "") -> str:
     """``"ramp starts at 14:00 UTC, in 47m"``: when ``until`` is, seen from ``now``,
     in ``tz``; ``what`` (optional) leads. Past or present: ``"ramp starts now"``."""
     now, until = _utc(now, "now"), _utc(until, "until")

@@ -37,6 +37,7 @@ from zoneinfo import ZoneInfo, available_timezones
 from ._calendar import (
     DAY_NAMES,
     EVERY_DAY,
+    UTC_ZONE,
     AnyFreeze,
     Calendar,
     Freeze,
@@ -45,15 +46,19 @@ from ._calendar import (
     WeeklyFreeze,
     Window,
     YearlyFreeze,
+    format_days,
     resolve_local,
 )
 from ._locate import PathPart
 
 __all__ = [
     "ErrorFactory",
+    "calendar_to_mapping",
+    "freeze_to_mapping",
     "parse_ask_at",
     "parse_calendar",
     "parse_days",
+    "parse_freeze",
     "parse_hours",
     "parse_moment",
     "parse_start_at",
@@ -230,7 +235,7 @@ def parse_calendar(raw_plan: Mapping[str, Any], error: ErrorFactory) -> Calendar
     """The calendar of a raw plan mapping: ``[plan] timezone``, ``[windows.NAME]`` and
     ``[freezes.NAME]``. Other keys of ``[plan]`` are the loader's to check."""
     meta = _table(raw_plan.get("plan", {}), ("plan",), error)
-    zone = ZoneInfo("UTC")
+    zone = UTC_ZONE
     if "timezone" in meta:
         zone = parse_timezone(meta["timezone"], ("plan", "timezone"), error)
     windows = []
@@ -339,7 +344,7 @@ def parse_start_at(
             return StartAt(time_of_day=clock, days_later=int(match.group(1) or 0))
     if not isinstance(value, datetime) and not (isinstance(value, str) and "T" in value):
         raise error(key, f"expected {_TIMES}, got {_kind(value)}")
-    return StartAt(moment=parse_moment(value, key, error, zone or ZoneInfo("UTC")))
+    return StartAt(moment=parse_moment(value, key, error, zone or UTC_ZONE))
 
 
 def parse_ask_at(
@@ -360,3 +365,45 @@ def parse_window_name(value: Any, key: Key, error: ErrorFactory, calendar: Calen
         known = ", ".join(sorted(window.name for window in calendar.windows)) or "none defined"
         raise error(key, f"unknown window {name!r} (known: {known})")
     return name
+
+
+# -- values → plan keys (for the plan's digest and the journal) ---------------------
+
+
+def _weekly_table(rule: Window | WeeklyFreeze) -> dict[str, str]:
+    table = {"days": format_days(rule.days), "hours": str(rule.hours)}
+    if rule.timezone is not None:
+        table["timezone"] = rule.timezone.key
+    return table
+
+
+def freeze_to_mapping(freeze: AnyFreeze) -> dict[str, str]:
+    """A freeze as its ``[freezes.NAME]`` table; :func:`parse_freeze` reads it back
+    (an operator's freeze in the journal, a plan's in its digest)."""
+    table: dict[str, str]
+    if isinstance(freeze, Freeze):
+        table = {"from": freeze.start.isoformat(), "to": freeze.end.isoformat()}
+    elif isinstance(freeze, YearlyFreeze):
+        table = {"from": "{:02d}-{:02d}".format(*freeze.start)}
+        table["to"] = "{:02d}-{:02d}".format(*freeze.end)
+        if freeze.timezone is not None:
+            table["timezone"] = freeze.timezone.key
+    else:
+        table = _weekly_table(freeze)
+    if freeze.reason:
+        table["reason"] = freeze.reason
+    return table
+
+
+def calendar_to_mapping(calendar: Calendar) -> dict[str, Any]:
+    """The calendar's plan keys, for ``plan_to_mapping``: ``{}`` for the default
+    calendar, so plans without one keep their digest; :func:`parse_calendar` reads it
+    back to an equal calendar."""
+    mapping: dict[str, Any] = {}
+    if calendar.timezone.key != "UTC":
+        mapping["plan"] = {"timezone": calendar.timezone.key}
+    if calendar.windows:
+        mapping["windows"] = {window.name: _weekly_table(window) for window in calendar.windows}
+    if calendar.freezes:
+        mapping["freezes"] = {f.name: freeze_to_mapping(f) for f in calendar.freezes}
+    return mapping

@@ -60,7 +60,7 @@ def test_rollback_says_what_why_and_next(rollback: NotificationEvent) -> None:
     assert "ramp rolled back at the 30m checkpoint" == rollback.what
     assert [
         ("error_rate < 0.5%", "fail", 0.009, 0.005),
-        ("error_rate canary <= baseline * 1.2", "fail", pytest.approx(4.4167, abs=1e-4), None),
+        ("error_rate canary <= baseline * 1.2", "fail", pytest.approx(4.4167, abs=1e-4), 1.2),
     ] == [(f.criterion, f.outcome, f.observed, f.bound) for f in rollback.why]
     assert "0.9% is not < 0.5%" == rollback.why[0].reason
     assert "the balancer confirmed the canary at 0%" in rollback.next

@@ -9,7 +9,7 @@ from __future__ import annotations
 import shlex
 from datetime import datetime
 
-from .._model import Action, Decision, GateResult, Outcome, RunOutcome
+from .._model import Action, Decision, GateResult, Kind, Outcome, RunOutcome
 from .base import Failure, NotificationEvent
 
 __all__ = [
@@ -30,14 +30,17 @@ def approval_command(run_id: str, phase: str, *, verb: str = "approve") -> str:
 
 
 def failures(result: GateResult) -> tuple[Failure, ...]:
-    """Every criterion of a gate that did not pass, with its value and bound."""
+    """Every criterion of a gate that did not pass, with its value and bound. For a
+    canary-vs-baseline comparison both are ratios: the estimate and the factor."""
     return tuple(
         Failure(
             criterion=v.criterion.text,
             outcome=v.outcome.value,
             reason=v.reason,
             observed=v.observed,
-            bound=v.bound,
+            bound=v.criterion.factor
+            if v.bound is None and v.criterion.kind is Kind.COMPARE
+            else v.bound,
         )
         for v in result.verdicts
         if v.outcome is not Outcome.PASS

@@ -179,6 +179,12 @@ def test_blockers_say_what_keeps_the_plan_closed() -> None:
         "freeze year-end (2026-12-20 01:00 CET to 2027-01-05 01:00 CET)",
     ) == blockers
     assert () == PLAN.blockers(berlin(2026, 11, 30, 12, 0), "staffed")
+    incident = Freeze(
+        name="incident", start=utc(2026, 11, 30), end=utc(2026, 12, 1), reason="INC-42"
+    )
+    assert (
+        "freeze incident (2026-11-30 01:00 CET to 2026-12-01 01:00 CET): INC-42",
+    ) == PLAN.with_freeze(incident).blockers(berlin(2026, 11, 30, 12, 0), "staffed")
 
 
 # -- daylight saving time --------------------------------------------------------
@@ -289,6 +295,12 @@ def test_ask_moment_is_before_the_start_or_at_once() -> None:
     )
     late = StartAt(moment=utc(2026, 11, 2, 15))
     assert start == ask_moment(late, ready=utc(2026, 11, 2, 9), start=start, tz=UTC_ZONE)
+
+
+def test_a_day_offset_has_no_last_occurrence() -> None:
+    """'+1d 16:00' is for starts; asking "the last one before" of it is an error."""
+    with pytest.raises(ValueError, match="no meaning"):
+        StartAt(time_of_day=time(16), days_later=1).last_at_or_before(utc(2026, 1, 1), BERLIN)
 
 
 def test_start_at_needs_exactly_one_form() -> None:

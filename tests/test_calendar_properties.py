@@ -193,6 +193,8 @@ def test_freezes_override_windows(
     frozen = calendar.with_freeze(Freeze(name="added", start=freeze.start, end=freeze.end))
     if frozen.may_advance(at, window):
         assert calendar.may_advance(at, window)
+    if calendar.may_advance(at, "w"):  # a window only ever narrows "freezes only"
+        assert calendar.may_advance(at)
     if freeze.start <= at < freeze.end:
         assert not frozen.may_advance(at, window)
         assert not frozen.may_advance(at)

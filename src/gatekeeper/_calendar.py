@@ -417,11 +417,10 @@ class Calendar:
         found: list[str] = []
         if rule is not None and not rule.contains(at, self.timezone):
             found.append("outside " + rule.describe(self.timezone))
-        found.extend(
-            freeze.describe(self.timezone)
-            for freeze in self.freezes
-            if freeze.contains(at, self.timezone)
-        )
+        for freeze in self.freezes:
+            if freeze.contains(at, self.timezone):
+                why = f": {freeze.reason}" if freeze.reason else ""
+                found.append(freeze.describe(self.timezone) + why)
         return tuple(found)
 
 
@@ -465,8 +464,11 @@ class StartAt:
 
     def last_at_or_before(self, until: datetime, tz: ZoneInfo) -> datetime:
         """The latest occurrence at or before ``until`` (for ``ask_at``, whose deadline
-        is the phase's start); an absolute moment after ``until`` is ``until``."""
+        is the phase's start); an absolute moment after ``until`` is ``until``. Not
+        for ``days_later``: a go/no-go is asked before its start, not days after."""
         until = _utc(until)
+        if self.days_later:
+            raise ValueError("last_at_or_before has no meaning for a '+Nd' time")
         if self.moment is not None:
             return min(until, _utc(self.moment))
         day = until.astimezone(tz).date()
@@ -494,6 +496,9 @@ def ask_moment(ask_at: StartAt, *, ready: datetime, start: datetime, tz: ZoneInf
 # -- for people --------------------------------------------------------------------
 
 
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def _span(delta: timedelta) -> str:
     seconds = int(-(-delta.total_seconds() // 1))
     if seconds < 60:
@@ -517,15 +522,18 @@ def describe_wait(now: datetime, until: datetime, tz: ZoneInfo = UTC_ZONE, what:
         return f"{lead}now"
     here, there = now.astimezone(tz), until.astimezone(tz)
     clock = f"{there:%H:%M} {there.tzname()}"
+    # Names of our own, not strftime's %a/%b: those follow the process's locale.
+    weekday = DAY_NAMES[there.weekday()].capitalize()
+    day = f"{weekday} {there.day} {_MONTHS[there.month - 1]}"
     days = (there.date() - here.date()).days
     if days == 0:
         when = f"at {clock}"
     elif days == 1:
         when = f"tomorrow at {clock}"
     elif days < 7:
-        when = f"on {there:%a} at {clock}"
+        when = f"on {weekday} at {clock}"
     elif there.year == here.year:
-        when = f"on {there:%a} {there.day} {there:%b} at {clock}"
+        when = f"on {day} at {clock}"
     else:
-        when = f"on {there:%a} {there.day} {there:%b} {there.year} at {clock}"
+        when = f"on {day} {there.year} at {clock}"
     return f"{lead}{when}, in {_span(until - now)}"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import groupby
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -138,19 +139,11 @@ def _dates(start: datetime, end: datetime, tz: ZoneInfo) -> Iterable[date]:
 
 def format_days(days: Iterable[int]) -> str:
     """``(0, 1, 2, 3, 4)`` → ``"mon-fri"``, ``(0, 2, 4)`` → ``"mon,wed,fri"``."""
-    ordered = sorted(set(days))
-    runs: list[list[int]] = []
-    for day in ordered:
-        if runs and runs[-1][-1] == day - 1:
-            runs[-1].append(day)
-        else:
-            runs.append([day])
-    parts = []
-    for run in runs:
-        if len(run) >= 3:
-            parts.append(f"{DAY_NAMES[run[0]]}-{DAY_NAMES[run[-1]]}")
-        else:
-            parts.extend(DAY_NAMES[day] for day in run)
+    parts: list[str] = []
+    # Consecutive days share (day - position): one group per run.
+    for _, run in groupby(enumerate(sorted(set(days))), key=lambda pair: pair[1] - pair[0]):
+        names = [DAY_NAMES[day] for _, day in run]
+        parts.extend([f"{names[0]}-{names[-1]}"] if len(names) >= 3 else names)
     return ",".join(parts)
 
 

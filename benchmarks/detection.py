@@ -130,19 +130,26 @@ class CountsReplica:
 
     def update(self, ce: Array, ct: Array, be: Array, bt: Array) -> None:
         ok = (ct > 0) & (bt > 0) & (ce + be > 0)
-        share = np.where(ok, ct / np.where(ok, ct + bt, 1.0), 0.5)[:, None]
-        log_den = np.log(self.ratios[None, :] * share + 1.0 - share)
-        inc = ce[:, None] * (self.log_ratios[None, :] + np.log(share) - log_den) + be[:, None] * (
-            np.log1p(-share) - log_den
-        )
-        self.loglik += np.where(ok[:, None], self.temper * inc, 0.0)
+        if not ok.any():
+            return
+        rows = np.flatnonzero(ok)
+        share = (ct[rows] / (ct[rows] + bt[rows]))[:, None]
+        log_den = np.log(self.ratios[None, :] * share + (1.0 - share))
+        inc = ce[rows, None] * (self.log_ratios[None, :] + np.log(share) - log_den)
+        inc += be[rows, None] * (np.log1p(-share) - log_den)
+        loglik = self.loglik[rows] + self.temper * inc
+        self.loglik[rows] = loglik
         h = _judge.GRID_HALF
-        center = self.loglik[:, h : h + 1]
-        harm = special.logsumexp(self.loglik[:, h + 1 :] - center + self.up[None, :], axis=1)
-        below = self.loglik[:, h - 1 :: -1]  # k = -1, -2, ... in DOWN_WEIGHTS order
-        safe = special.logsumexp(below - center + self.down[None, :], axis=1)
-        self.max_harm = np.maximum(self.max_harm, harm)
-        self.max_safe = np.maximum(self.max_safe, safe)
+        center = loglik[:, h : h + 1]
+        harm = _logsumexp_rows(loglik[:, h + 1 :] - center + self.up[None, :])
+        safe = _logsumexp_rows(loglik[:, h - 1 :: -1] - center + self.down[None, :])
+        self.max_harm[rows] = np.maximum(self.max_harm[rows], harm)
+        self.max_safe[rows] = np.maximum(self.max_safe[rows], safe)
+
+
+def _logsumexp_rows(values: Array) -> Array:
+    top = values.max(axis=1)
+    return np.asarray(np.log(np.exp(values - top[:, None]).sum(axis=1)) + top, dtype=np.float64)
 
 
 _LAMBDAS = np.array(_judge.LAMBDAS)

@@ -18,6 +18,7 @@ from gatekeeper._runreport import (
     write_reports,
 )
 from gatekeeper._runreport_html import render_html
+from gatekeeper.notify import NotificationEvent, attempt_data
 from gatekeeper.store import open_store
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "progressive-rollout"
@@ -249,3 +250,30 @@ def test_github_step_summary_appends(tmp_path: Path) -> None:
     assert target == github_step_summary("## second\n", env)
     assert "earlier step\n## first\n## second\n" == target.read_text()
     assert None is github_step_summary("## ignored", {})
+
+
+def test_notification_attempts_have_their_own_section(bad: tuple[RunInfo, list[Event]]) -> None:
+    """Journaled delivery attempts (``attempt_data``) are listed: delivered or why not."""
+    info, events = bad
+    end = events[-1].at
+    sent = NotificationEvent(kind="rollback", run_id=info.run_id, plan="p", at=end, what="x")
+    attempts = [
+        Event(
+            kind="notification",
+            at=end,
+            data=attempt_data("oncall", sent, False, "HTTP 500 Internal Server Error", 1),
+            seq=900,
+        ),
+        Event(
+            kind="notification",
+            at=end,
+            data=attempt_data("oncall", sent, True, "delivered", 2),
+            seq=901,
+        ),
+    ]
+    text = render_markdown(info, [*events, *attempts])
+    assert "oncall ← rollback (attempt 1): failed: HTTP 500 Internal Server Error" in text
+    assert "oncall ← rollback (attempt 2): delivered" in text
+    page = render_html(info, [*events, *attempts])
+    assert "<h2>Notifications</h2>" in page
+    assert "<h2>Other events</h2>" not in page

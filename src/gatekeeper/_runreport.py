@@ -54,6 +54,7 @@ _SHOWN = frozenset(
         "approval_given",
         "approval_rejected",
         "prerun",
+        "notification",
     }
 )
 
@@ -148,6 +149,7 @@ class Story:
     checkpoints: tuple[Checkpoint, ...]
     approvals: tuple[Approval, ...]
     points: tuple[Point, ...]
+    notifications: tuple[Event, ...]  # one per delivery attempt
     other: tuple[Event, ...]
 
     @property
@@ -166,6 +168,7 @@ def story(info: RunInfo, events: Sequence[Event]) -> Story:  # noqa: PLR0915 - o
     checkpoints: list[Checkpoint] = []
     approvals: list[Approval] = []
     points: list[Point] = []
+    notifications: list[Event] = []
     other: list[Event] = []
     pending: dict[tuple[str, str, int], list[VerdictRow]] = {}
     why = ""
@@ -265,6 +268,8 @@ def story(info: RunInfo, events: Sequence[Event]) -> Story:  # noqa: PLR0915 - o
                 approvals[approvals.index(asked)] = answered
             else:
                 approvals.append(answered)
+        elif kind == "notification":
+            notifications.append(event)
         elif kind not in _SHOWN:
             other.append(event)
     ended = events[-1].at if events else started
@@ -281,6 +286,7 @@ def story(info: RunInfo, events: Sequence[Event]) -> Story:  # noqa: PLR0915 - o
         checkpoints=tuple(checkpoints),
         approvals=tuple(approvals),
         points=tuple(points),
+        notifications=tuple(notifications),
         other=tuple(other),
     )
 
@@ -413,6 +419,18 @@ def render_markdown(info: RunInfo, events: Sequence[Event]) -> str:
                 f"{count(number(e.get('n_canary')))} / {count(number(e.get('n_baseline')))} | "
                 f"{v.outcome} |"
             )
+    if s.notifications:
+        lines.extend(["", "### Notifications", ""])
+        lines.extend(
+            f"- {clock(e.at)} {_cell(e.data.get('notifier', ''))} ← "
+            f"{_cell(e.data.get('event', ''))} (attempt {e.data.get('attempt', '')}): "
+            + (
+                "delivered"
+                if e.data.get("delivered")
+                else f"failed: {_cell(e.data.get('why', ''))}"
+            )
+            for e in s.notifications
+        )
     if s.other:
         lines.extend(["", "### Other events", ""])
         lines.extend(

@@ -286,6 +286,12 @@ def _checkpoint_tables(s: Story) -> list[str]:
     return parts
 
 
+def _delivery(e: Event) -> str:
+    if e.data.get("delivered"):
+        return '<span class="pass">delivered</span>'
+    return f'<span class="fail">failed</span>: {escape(str(e.data.get("why", "")))}'
+
+
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
@@ -410,6 +416,23 @@ def render_html(info: RunInfo, events: Sequence[Event]) -> str:
             ],
         ),
     ]
+    if s.notifications:
+        parts += [
+            "<h2>Notifications</h2>",
+            _table(
+                ["at", "notifier", "event", "attempt", "result"],
+                [
+                    [
+                        escape(clock(e.at)),
+                        escape(str(e.data.get("notifier", ""))),
+                        escape(str(e.data.get("event", ""))),
+                        escape(str(e.data.get("attempt", ""))),
+                        _delivery(e),
+                    ]
+                    for e in s.notifications
+                ],
+            ),
+        ]
     if s.other:
         parts += [
             "<h2>Other events</h2>",

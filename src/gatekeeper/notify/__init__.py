@@ -20,7 +20,15 @@ from ._compose import (
     failures,
 )
 from ._dispatch import Dispatcher, OnAttempt
-from .base import EVENT_KINDS, SCHEMA, DeliveryError, Failure, NotificationEvent, Notifier
+from .base import (
+    EVENT_KINDS,
+    SCHEMA,
+    DeliveryError,
+    Failure,
+    NotificationEvent,
+    Notifier,
+    attempt_data,
+)
 
 __all__ = [
     "DEFAULT_EVENTS",
@@ -35,6 +43,7 @@ __all__ = [
     "NotifierFactory",
     "OnAttempt",
     "approval_command",
+    "attempt_data",
     "builtin_types",
     "event_for_approval",
     "event_for_decision",

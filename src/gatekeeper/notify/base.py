@@ -22,6 +22,7 @@ __all__ = [
     "Failure",
     "NotificationEvent",
     "Notifier",
+    "attempt_data",
 ]
 
 SCHEMA = "gatekeeper.notification/1"
@@ -215,6 +216,21 @@ class Notifier(Protocol):
     def secret_env_names(self) -> tuple[str, ...]: ...
 
     def close(self) -> None: ...
+
+
+def attempt_data(
+    notifier: str, event: NotificationEvent, delivered: bool, why: str, attempt: int
+) -> dict[str, Any]:
+    """What the journal keeps of one delivery attempt (the ``notification`` entry the
+    engine appends from the dispatcher's ``on_attempt``; the report reads it back)."""
+    return {
+        "notifier": notifier,
+        "event": event.kind,
+        "what": event.what,
+        "delivered": delivered,
+        "why": why,
+        "attempt": attempt,
+    }
 
 
 def env_value(env: Mapping[str, str], name: str, what: str) -> str:

@@ -777,13 +777,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="Smoke run: few runs, 30 minutes")
     parser.add_argument("--runs", type=int, default=None, help="Simulated runs per cell")
     parser.add_argument("--cells", default="", help="Only cells whose name contains this")
+    parser.add_argument("--only-group", default="", help="Only cells of this group (errors...)")
     parser.add_argument("--engine", type=int, default=0, help="Runs per cell through the engine")
     parser.add_argument("--json", default="", help="Write the rows to this file")
     parser.add_argument("--seed", type=int, default=20261127, help="Base seed")
     args = parser.parse_args(argv)
     runs = args.runs or (60 if args.quick else 2000)
     horizon = 1800.0 if args.quick else HORIZON
-    chosen = [c for c in cells() if args.cells in c.name]
+    chosen = [c for c in cells() if args.cells in c.name and args.only_group in ("", c.group)]
     if args.quick:
         chosen = [
             c

@@ -358,3 +358,137 @@ def threshold_criterion(op: str, bound: float, *, unit: str = "", count: bool = 
         bound=bound,
         unit=unit,
     )
+
+
+# -- hostile input ------------------------------------------------------------------------
+# Values the fuzzers put where a plan or a recording had a good one: other types,
+# huge, negative, non-finite, deeply nested, control characters, misspelled
+# placeholders. Each once crashed, hung or validated somewhere (issue 10).
+
+JUNK_TOML_VALUES: tuple[str, ...] = (
+    '"x"',
+    "''",
+    "-1",
+    "0",
+    "1e15",
+    "-1e15",
+    "1e308",
+    "-0.0",
+    "0.0001",
+    "nan",
+    "inf",
+    "-inf",
+    "true",
+    "[]",
+    "{}",
+    '["5s"]',
+    "[[]]",
+    "{ a = 1 }",
+    "99999999999",
+    "9" * 5000,
+    '"99999999999d"',
+    '"999999999d"',
+    '"400d"',
+    '"401d"',
+    '"-5m"',
+    "1979-05-27",
+    "12:00:00",
+    '"\\u001b[31m"',
+    '"a\\nb"',
+    '"\\u202e"',
+    '"{{ap}}"',
+    '"' + "x" * 20_000 + '"',
+    "[" * 60 + "]" * 60,
+    "[" * 3000 + "]" * 3000,
+    "{ a = " * 40 + "1" + " }" * 40,
+    "[" + ", ".join(str(i + 1) for i in range(20_000)) + "]",
+)
+
+# What a string in a plan may be replaced by (the text between its quotes).
+JUNK_STRING_CONTENTS: tuple[str, ...] = (
+    "",
+    " ",
+    "99999999999d",
+    "1e15",
+    "nan",
+    "-1",
+    "0.0001",
+    "\\u001b[2J",
+    "\\r",
+    "{{ap}}",
+    "{{ variant }}",
+    "x" * 5000,
+    "canary",
+    "error_rate",
+    "memory",
+    "prometheus",
+    "replay",
+)
+
+RAW_CONTROL_CHARACTERS: tuple[str, ...] = (
+    "\x00",
+    "\x1b",
+    "\r",
+    "\x7f",
+    "\x85",
+    "\u2028",
+    "\ufeff",
+    "\t",
+    "\n",
+    "\udcff",  # a lone surrogate: written as it is, then not UTF-8
+)
+
+# What a cell of a recording may be replaced by.
+JUNK_RECORDING_CELLS: tuple[str, ...] = (
+    "",
+    " ",
+    "99999999999d",
+    "1e15",
+    "4000d",
+    "4001d",
+    "-1",
+    "-0",
+    "nan",
+    "NaN",
+    "inf",
+    "-inf",
+    "1e308",
+    "1e-300",
+    "0.0001",
+    "1h 30m",
+    "x" * 200_000,  # over the csv module's field limit
+    '"unterminated',
+    "\x1b[2J",
+    "approval:ramp",
+    "error_rate.numerator",
+    "canary",
+    "baseline",
+    "other",
+    "9" * 5000,
+)
+
+SELF_REFERENCE = object()  # stands for "the mapping itself": a cycle
+
+# Python values for Plan.from_mapping, beyond what TOML can write.
+python_junk: st.SearchStrategy[object] = st.sampled_from(
+    [
+        None,
+        (),
+        ("15m",),
+        {"a": None},
+        b"bytes",
+        object(),
+        SELF_REFERENCE,
+        10**5000,
+        -(10**400),
+        math.nan,
+        math.inf,
+        1e300,
+        "\x1b[31m",
+        "x" * 100_000,
+        datetime(2026, 1, 1, tzinfo=UTC),
+        timedelta(days=10**6),
+        [[[[[[[[]]]]]]]] * 3,
+        list(range(20_000)),
+    ]
+)

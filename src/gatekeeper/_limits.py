@@ -136,7 +136,8 @@ def bad_text(value: str, *, limit: int = MAX_TEXT, multiline: bool = False) -> s
 
 def deepest(data: Any, limit: int = MAX_DEPTH) -> tuple[str, tuple[str | int, ...]] | None:
     """The first problem of a parsed plan's shape, and where: nesting past ``limit``,
-    an array or table past :data:`MAX_ITEMS`, or a number that is NaN or infinite.
+    an array or table past :data:`MAX_ITEMS`, a number that is NaN or infinite, or an
+    integer past 64 bits.
 
     Iterative, so a 5,000-deep (or self-referencing) mapping cannot exhaust the stack.
     """
@@ -145,6 +146,10 @@ def deepest(data: Any, limit: int = MAX_DEPTH) -> tuple[str, tuple[str | int, ..
         value, path, depth = stack.pop()
         if isinstance(value, float) and not math.isfinite(value):
             return f"numbers must be finite, got {value!r}", path
+        if isinstance(value, int) and not -(2**63) <= value < 2**63:
+            # TOML's integers are 64-bit; tomllib reads any size, and str() of one over
+            # 4,300 digits raises ValueError wherever it is printed.
+            return f"integers are 64-bit, got {shorten(value)}", path
         children: Iterator[tuple[str | int, Any]]
         if isinstance(value, Mapping):
             children = iter(value.items())

@@ -1,0 +1,227 @@
+"""Fuzzing the shipped plans: every mutation loads or is one located PlanError.
+
+The seeds are ``examples/*/gates*.toml``. A mutation replaces a value with one of
+another type, a huge, negative or non-finite one; replaces a string's content;
+deletes, duplicates or cuts lines (duplicate keys, missing keys); or inserts a
+control character. Each mutated plan either loads, and then ``gatekeeper.validate``
+raises nothing but PlanError (and a rehearsal of the reference plan completes), or
+raises PlanError with the file and a line inside it. Never another exception.
+
+Run with ``-s`` to see what was exercised::
+
+    .venv/bin/python -m pytest tests/test_plan_fuzz.py -q -s -p no:cacheprovider
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import gatekeeper
+from gatekeeper import Plan
+from gatekeeper._planfile import load_plan
+from gatekeeper._plugins import default_plugins
+from gatekeeper.exceptions import PlanError
+from strategies import (
+    JUNK_STRING_CONTENTS,
+    JUNK_TOML_VALUES,
+    RAW_CONTROL_CHARACTERS,
+    SELF_REFERENCE,
+    python_junk,
+)
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+SEEDS = sorted(EXAMPLES.glob("*/gates*.toml"))
+REFERENCE = EXAMPLES / "progressive-rollout" / "gates.toml"
+HEALTHY = EXAMPLES / "progressive-rollout" / "healthy.csv"
+TEXTS = {seed: seed.read_text() for seed in SEEDS}
+PLUGINS = default_plugins()
+# Modest by default (the suite stays fast); GATEKEEPER_FUZZ_EXAMPLES=5000 for a deep run.
+EXAMPLES_PER_TEST = int(os.environ.get("GATEKEEPER_FUZZ_EXAMPLES", "400"))
+FUZZ = settings(
+    max_examples=EXAMPLES_PER_TEST,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+T = TypeVar("T")
+
+# What the fuzzers exercised, printed at the end of the module (run with -s).
+COUNTS: Counter[str] = Counter()
+
+_ASSIGNMENT = re.compile(r"^(\s*[A-Za-z0-9_.\"'-]+\s*=\s*)(.+)$")
+_STRING = re.compile(r"\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*'")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_counts() -> Iterator[None]:
+    yield
+    lines = [f"{key}: {COUNTS[key]}" for key in sorted(COUNTS)]
+    print("\nplan fuzz counts\n  " + "\n  ".join(lines), file=sys.stderr)
+
+
+def test_the_seeds_load_and_validate() -> None:
+    """Every example plan is valid as shipped: the fuzzers start from good plans."""
+    assert len(SEEDS) >= 3
+    for seed in SEEDS:
+        gatekeeper.validate(load_plan(seed), plugins=PLUGINS)
+
+
+@st.composite
+def mutated_texts(draw: st.DrawFn) -> tuple[Path, str, str]:
+    """(seed, mutated text, what was done) for one mutation of one example plan."""
+    seed = draw(st.sampled_from(SEEDS))
+    lines = TEXTS[seed].split("\n")
+    kind = draw(
+        st.sampled_from(
+            ["value", "value", "value", "string", "string", "delete", "duplicate", "cut", "control"]
+        )
+    )
+    if kind == "value":
+        candidates = [i for i, line in enumerate(lines) if _ASSIGNMENT.match(line)]
+        index = draw(st.sampled_from(candidates))
+        match = _ASSIGNMENT.match(lines[index])
+        assert match is not None
+        lines[index] = match.group(1) + draw(st.sampled_from(JUNK_TOML_VALUES))
+    elif kind == "string":
+        spans = [
+            (i, m.start(), m.end())
+            for i, line in enumerate(lines)
+            if not line.lstrip().startswith("#")
+            for m in _STRING.finditer(line)
+        ]
+        index, start, end = draw(st.sampled_from(spans))
+        content = draw(st.sampled_from(JUNK_STRING_CONTENTS))
+        line = lines[index]
+        lines[index] = line[:start] + '"' + content + '"' + line[end:]
+    elif kind == "delete":
+        del lines[draw(st.integers(0, len(lines) - 1))]
+    elif kind == "duplicate":
+        index = draw(st.integers(0, len(lines) - 1))
+        lines.insert(index, lines[index])
+    elif kind == "cut":
+        text = "\n".join(lines)
+        return seed, text[: draw(st.integers(0, len(text)))], kind
+    else:
+        text = "\n".join(lines)
+        at = draw(st.integers(0, len(text)))
+        return seed, text[:at] + draw(st.sampled_from(RAW_CONTROL_CHARACTERS)) + text[at:], kind
+    return seed, "\n".join(lines), kind
+
+
+_WORK = Path(tempfile.mkdtemp(prefix="gatekeeper-fuzz-"))
+
+
+def _write(seed: Path, text: str) -> Path:
+    """The mutated plan as a file (beside nothing the seed needs: no example plan
+    reads files relative to itself)."""
+    path = _WORK / seed.parent.name / seed.name
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    return path
+
+
+def _assert_located(error: PlanError, path: Path, text: str) -> None:
+    assert str(path) == error.file, str(error)
+    assert error.line is not None, str(error)
+    assert 1 <= error.line <= text.count("\n") + 1, str(error)
+    assert "\n" not in str(error) and len(str(error)) < 2000
+
+
+@FUZZ
+@given(mutated_texts())
+def test_a_mutated_plan_file_loads_or_is_a_located_error(case: tuple[Path, str, str]) -> None:
+    """Loads (then validate raises only PlanError, and a rehearsal of the reference
+    plan completes) or raises PlanError with the file and a line in it."""
+    seed, text, kind = case
+    COUNTS[f"plans fuzzed (text, {kind})"] += 1
+    path = _write(seed, text)
+    plan, error = _attempt(load_plan, path)
+    if error is not None:
+        _assert_located(error, path, text)
+        COUNTS["plans: located load error"] += 1
+        return
+    assert plan is not None
+    COUNTS["plans: loaded"] += 1
+    _, error = _attempt(gatekeeper.validate, plan, plugins=PLUGINS)
+    if error is not None:
+        assert error.file == str(path), str(error)
+        COUNTS["plans: loaded, validate PlanError"] += 1
+        return
+    COUNTS["plans: loaded and validated"] += 1
+    if seed == REFERENCE:
+        _rehearse(plan)
+
+
+def _attempt(
+    call: Callable[..., T], *args: Any, **kwargs: Any
+) -> tuple[T | None, PlanError | None]:
+    """(result, None), or (None, the PlanError): anything else propagates and fails."""
+    try:
+        return call(*args, **kwargs), None
+    except PlanError as error:
+        return None, error
+
+
+def _rehearse(plan: Plan) -> None:
+    try:
+        result = gatekeeper.rehearse(plan, HEALTHY, plugins=PLUGINS)
+    except PlanError:  # the recording names a metric the mutated plan lost
+        COUNTS["plans: rehearsal PlanError"] += 1
+        return
+    COUNTS[f"plans: rehearsed, {result.outcome.value}"] += 1
+
+
+def _key_paths(value: Any, prefix: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    found = [prefix] if prefix else []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += _key_paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _key_paths(item, (*prefix, index))
+    return found
+
+
+@FUZZ
+@given(st.sampled_from(SEEDS), st.data())
+def test_a_mutated_plan_mapping_is_a_plan_error(seed: Path, data: st.DataObject) -> None:
+    """Plan.from_mapping (Python values TOML cannot write: None, tuples, objects,
+    self-references) on an example plan with a value replaced or a key deleted
+    loads or raises PlanError naming the key."""
+    import tomllib  # noqa: PLC0415 - only this test reads the seeds as mappings
+
+    mapping = tomllib.loads(TEXTS[seed])
+    path = data.draw(st.sampled_from(_key_paths(mapping)))
+    target: Any = mapping
+    for part in path[:-1]:
+        target = target[part]
+    if data.draw(st.booleans()) and isinstance(target, dict):
+        del target[path[-1]]
+        COUNTS["mappings fuzzed (delete)"] += 1
+    else:
+        junk = data.draw(python_junk)
+        target[path[-1]] = mapping if junk is SELF_REFERENCE else junk
+        COUNTS["mappings fuzzed (replace)"] += 1
+    plan, error = _attempt(Plan.from_mapping, mapping, path="gates.toml")
+    if error is not None:
+        assert "gates.toml" == error.file
+        assert "\n" not in str(error) and len(str(error)) < 2000
+        COUNTS["mappings: PlanError"] += 1
+        return
+    assert plan is not None
+    COUNTS["mappings: loaded"] += 1
+    _, error = _attempt(gatekeeper.validate, plan, plugins=PLUGINS)
+    COUNTS[
+        "mappings: loaded, validate PlanError" if error else "mappings: loaded and validated"
+    ] += 1

@@ -61,3 +61,42 @@ def test_the_complete_example_loads() -> None:
     plan = plan_from_text(example.group(1), path="plan-file.md")
     assert ["canary", "ramp"] == [p.name for p in plan.phases]
     assert 2 == plan.phase("ramp").policy.failure_limit
+
+
+def test_the_limits_table_is_the_codes() -> None:
+    """Every limit the loader enforces is in the Limits table with its value."""
+    from gatekeeper import _limits  # noqa: PLC0415 - only this test reads the constants
+    from gatekeeper._grammar import MAX_CRITERION  # noqa: PLC0415
+
+    rows = dict(re.findall(r"^\| (.+?) \| (.+?) \|$", section("Limits"), re.MULTILINE))
+
+    def number(value: int) -> str:
+        return f"{value:,}" if value >= 10_000 else str(value)
+
+    mib = 1024 * 1024
+    expected = {
+        "plan file": f"{_limits.MAX_PLAN_BYTES // mib} MiB",
+        "recording file": f"{_limits.MAX_RECORDING_BYTES // mib} MiB",
+        "recording rows": number(_limits.MAX_RECORDING_ROWS),
+        "nesting of arrays and tables": f"{_limits.MAX_DEPTH} levels",
+        "entries of one array or table": number(_limits.MAX_ITEMS),
+        "checkpoints of a plan": number(_limits.MAX_CHECKPOINTS),
+        "criteria of one gate": number(_limits.MAX_CRITERIA),
+        "checkpoints × criteria, summed over the phases": number(_limits.MAX_JUDGEMENTS),
+        "one phase, from its start to its last checkpoint (steps included)": format_duration(
+            _limits.MAX_DURATION
+        ),
+        "the phases one after another; a recording's `at`": format_duration(
+            _limits.MAX_PLAN_DURATION
+        ),
+        "a name": f"{_limits.MAX_NAME} characters",
+        "a description or an approval prompt": f"{_limits.MAX_TEXT} characters",
+        "a criterion": f"{MAX_CRITERION} characters",
+        "a traffic backend's `tolerance`": f"0 to {_limits.MAX_TOLERANCE:g} percentage points",
+    }
+    # The value is what comes before a remark: "4 MiB, a regular file", "10,000 (series ...)".
+    assert expected == {label: re.split(r", | \(", rows[label])[0] for label in expected}
+    durations = [label for label in rows if label.startswith("one duration")]
+    assert [format_duration(_limits.MAX_DURATION)] == [rows[label] for label in durations]
+    assert _limits.NAME_PATTERN in section("Names and placeholders")
+    assert _limits.ARG_PATTERN in section("Names and placeholders")

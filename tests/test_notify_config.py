@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 
+import gatekeeper.notify as notify
 from gatekeeper.exceptions import PlanError
 from gatekeeper.notify import DEFAULT_EVENTS, Channel, parse_notifiers
 from gatekeeper.notify.email import EmailNotifier
@@ -172,3 +175,30 @@ def test_plugin_types_extend_the_builtin_ones() -> None:
         types={"quiet": lambda name, options, env: Quiet()},
     )
     assert isinstance(channel.notifier, Quiet)
+
+
+def test_notify_all_is_sorted_and_complete() -> None:
+    """``gatekeeper.notify.__all__`` is sorted (constants, classes, functions, as ruff
+    sorts it) and names every public attribute."""
+
+    def order(name: str) -> tuple[int, str]:
+        return (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
+
+    assert sorted(notify.__all__, key=order) == notify.__all__
+    public = {
+        name
+        for name, value in vars(notify).items()
+        if not name.startswith("_") and getattr(value, "__module__", "").startswith("gatekeeper")
+    }
+    assert public <= set(notify.__all__)
+
+
+def test_importing_notify_opens_no_client() -> None:
+    """``import gatekeeper.notify`` loads no HTTP client; parsing a plan's tables does."""
+    code = (
+        "import sys, gatekeeper.notify as n; before = 'httpx' in sys.modules; "
+        "n.parse_notifiers({'x': {'type': 'webhook', 'url': 'http://h'}}, {}); "
+        "print(before, 'httpx' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "False True" == done.stdout.strip()

@@ -50,6 +50,7 @@ _SHOWN = frozenset(
         "verdict",
         "decision",
         "judge_state",
+        "step_started",
         "approval_requested",
         "approval_given",
         "approval_rejected",
@@ -348,6 +349,10 @@ _MARK = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️"}
 _ACTION = {"advance": "✅", "rollback": "⏪", "hold": "⏸️", "continue": "▶️"}
 
 
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _cell(text: object) -> str:
     """Markdown table cell text: pipes escaped, one line."""
     return str(text).replace("|", "\\|").replace("\n", " ")
@@ -387,20 +392,32 @@ def render_markdown(info: RunInfo, events: Sequence[Event]) -> str:
                 f"{when} | {_cell(a.reason)} |"
             )
     lines.extend(["", "### Checkpoints"])
-    for cp in s.checkpoints:
-        again = f" (attempt {cp.attempt})" if cp.attempt > 1 else ""
+    for phase in dict.fromkeys(cp.phase for cp in s.checkpoints):
+        judged = [cp for cp in s.checkpoints if cp.phase == phase]
+        # A phase that went well folds away (GitHub renders <details> in Markdown).
+        trouble = any(cp.action in ("hold", "rollback") or cp.outcome == "fail" for cp in judged)
         lines.extend(
             [
                 "",
-                f"**{_cell(cp.phase)} @ {cp.name}**{again} — {clock(cp.at)} — "
-                f"{_ACTION.get(cp.action, '')} {cp.action.upper()}: {_cell(cp.reason)}",
-                "",
+                f"<details{' open' if trouble else ''}><summary>{_html(phase)}: "
+                f"{len(judged)} judgement{'s' if len(judged) != 1 else ''}</summary>",
             ]
         )
-        lines.extend(
-            f"- {_MARK.get(v.outcome, '')} {v.outcome.upper()} `{v.criterion}`: {v.reason}"
-            for v in cp.verdicts
-        )
+        for cp in judged:
+            again = f" (attempt {cp.attempt})" if cp.attempt > 1 else ""
+            lines.extend(
+                [
+                    "",
+                    f"**{_cell(cp.phase)} @ {cp.name}**{again} — {clock(cp.at)} — "
+                    f"{_ACTION.get(cp.action, '')} {cp.action.upper()}: {_cell(cp.reason)}",
+                    "",
+                ]
+            )
+            lines.extend(
+                f"- {_MARK.get(v.outcome, '')} {v.outcome.upper()} `{v.criterion}`: {v.reason}"
+                for v in cp.verdicts
+            )
+        lines.extend(["", "</details>"])
     rows = evidence_rows(s)
     if rows:
         lines.extend(["", "### Statistical evidence", ""])

@@ -156,6 +156,30 @@ def _own_text(query: Query) -> str:
     return "" if query.text == query.metric else query.text
 
 
+STATES = ("active", "suppressed", "unprocessed")
+
+
+def _malformed(alerts: list[Mapping[str, Any]]) -> str | None:
+    """Why the answer is not a list of Alertmanager v2 alerts, or ``None``: every
+    alert needs a ``labels`` object and a ``status.state`` of :data:`STATES`."""
+    for index, alert in enumerate(alerts, 1):
+        where = f"malformed alert #{index} of {len(alerts)}"
+        labels, status = alert.get("labels"), alert.get("status")
+        if "status" not in alert:
+            return f"{where}: no status"
+        if not isinstance(status, Mapping):
+            return f"{where}: status is not an object"
+        state = status.get("state")
+        if "state" not in status:
+            return f"{where}: status.state is missing"
+        if state not in STATES:
+            shown = repr(state)  # redacted, then cut short, with the reason
+            return f"{where}: status.state {shown} is not one of {', '.join(STATES)}"
+        if not isinstance(labels, Mapping):
+            return f"{where}: labels is not an object"
+    return None
+
+
 def _describe(alerts: list[Mapping[str, Any]]) -> tuple[str, ...]:
     names = Counter(str((a.get("labels") or {}).get("alertname", "?")) for a in alerts)
     return tuple(
@@ -279,11 +303,17 @@ class AlertmanagerSource(HttpSource):
                     retries=retries,
                     reason=f"garbage JSON: expected a list of alerts{suffix}",
                 )
+            malformed = _malformed(body)
+            if malformed is not None:
+                # a count of 0 would pass "critical_incidents == 0": no count at all
+                return measurement(
+                    value=None, query=shown, retries=retries, reason=malformed + suffix
+                )
             active = [
                 a
                 for a in body
-                if (a.get("status") or {}).get("state") == "active"
-                and all(m.matches(a.get("labels") or {}) for m in matchers)
+                if a["status"]["state"] == "active"
+                and all(m.matches(a["labels"]) for m in matchers)
             ]
             span.set_attribute("gatekeeper.alerts", len(active))
             return measurement(

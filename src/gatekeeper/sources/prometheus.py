@@ -221,6 +221,14 @@ class _Pick:
         return [s for s in series if all(s[0].get(k) == v for k, v in wanted.items())]
 
 
+def _nan_reason(aggregation: str, count: int, names: list[str]) -> str:
+    shown = ", ".join(sorted(names)[:5]) + (", ..." if len(names) > 5 else "")
+    return (
+        f"NaN in {len(names)} of the {count} series pick = {aggregation!r} would combine "
+        f"({shown}): no value"
+    )
+
+
 def validate_metric_options(options: Mapping[str, Any]) -> None:
     """Raise :class:`ConfigError` for metric-level options this source does not take."""
     for key in options:
@@ -441,6 +449,12 @@ class PrometheusSource(HttpSource):
             value = samples[0]
         else:
             assert pick is not None and pick.aggregation is not None
+            nan = [
+                _series_name(s[0]) for s, v in zip(selected, samples, strict=True) if math.isnan(v)
+            ]
+            if nan:
+                # max()/min() keep or drop a NaN depending on where it stands: never guess
+                return problem(_nan_reason(pick.aggregation, len(samples), nan), warnings)
             value = _AGGREGATIONS[pick.aggregation](samples)
         labels = tuple(_series_name(s[0]) for s in selected) if len(selected) == 1 else ()
         return self._measurement(
@@ -457,10 +471,27 @@ class PrometheusSource(HttpSource):
         warnings: tuple[str, ...],
     ) -> Measurement:
         by_time: dict[float, list[float]] = {}
-        for _labels, samples in selected:
+        nan: dict[float, list[str]] = {}
+        for labels, samples in selected:
             for stamp, raw in samples:
-                by_time.setdefault(float(stamp), []).append(_parse_sample(raw))
+                value = _parse_sample(raw)
+                by_time.setdefault(float(stamp), []).append(value)
+                if math.isnan(value):
+                    nan.setdefault(float(stamp), []).append(_series_name(labels))
         reduce = _AGGREGATIONS[pick.aggregation] if pick and pick.aggregation else None
+        if reduce is not None and pick is not None and pick.aggregation is not None:
+            for stamp, names in sorted(nan.items()):
+                if len(by_time[stamp]) > 1:
+                    when = datetime.fromtimestamp(stamp, UTC).strftime("%H:%M:%S")
+                    return self._measurement(
+                        query,
+                        rendered,
+                        value=None,
+                        reason=f"at {when}: "
+                        + _nan_reason(pick.aggregation, len(by_time[stamp]), names),
+                        retries=retries,
+                        warnings=warnings,
+                    )
         points = tuple(
             (
                 datetime.fromtimestamp(stamp, UTC),

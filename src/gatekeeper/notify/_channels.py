@@ -30,10 +30,15 @@ class NotifierFactory(Protocol):
 
 
 def builtin_types() -> dict[str, NotifierFactory]:
-    """``webhook``, ``slack`` and ``email``."""
-    from . import email, slack, webhook  # noqa: PLC0415 - httpx only when a plan notifies
+    """``webhook``, ``slack``, ``email`` and (with the optional package) ``apprise``."""
+    from . import apprise, email, slack, webhook  # noqa: PLC0415 - httpx only when needed
 
-    return {"webhook": webhook.create, "slack": slack.create, "email": email.create}
+    return {
+        "apprise": apprise.create,
+        "email": email.create,
+        "slack": slack.create,
+        "webhook": webhook.create,
+    }
 
 
 @attrs.frozen(kw_only=True)

@@ -161,7 +161,7 @@ def test_a_failing_user_check_fails_and_rolls_back_the_phase(project: pytest.Pyt
     assert 1 == result.ret
     result.assert_outcomes(passed=1, failed=1, skipped=5)
     result.stdout.fnmatch_lines(
-        ["ramp: ROLLBACK: user checks failed: test_user.py::test_business_rule"]
+        ["ramp: ROLLBACK: gate failed: 1 test(s) failed at 15m: test_user.py::test_business_rule"]
     )
 
 

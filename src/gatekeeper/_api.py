@@ -8,10 +8,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from ._engine import PhaseState, Rollout, build_sources, build_traffic, plugin_context
 from ._model import GateResult, Outcome, Plan, RunOutcome, RunResult
 from ._planfile import load_plan
 from ._plugins import Plugins, default_plugins
+from ._protocols import Store
+from ._run import PhaseState, Rollout, build_sources, build_traffic, plugin_context
+from ._run.build import open_run_store
 
 __all__ = ["acheck", "arun", "check", "run", "validate"]
 
@@ -33,10 +35,27 @@ def validate(plan: Plan | str | Path, *, plugins: Plugins | None = None) -> Plan
 
 
 async def arun(
-    plan: Plan | str | Path, *, phases: Sequence[str] | None = None, **options: Any
+    plan: Plan | str | Path,
+    *,
+    phases: Sequence[str] | None = None,
+    store: Store | str | Path | None = None,
+    **options: Any,
 ) -> RunResult:
-    """Run a plan with its real sources and backend; ``options`` go to :class:`Rollout`."""
-    return await Rollout(_plan(plan), **options).run(phases)
+    """Run a plan with its real sources and backend; ``options`` go to :class:`Rollout`.
+
+    The run is journaled durably, as the command line does: ``store`` is a
+    :class:`Store`, a SQLite path or a ``postgresql://`` URL, and defaults to
+    ``$GATEKEEPER_STORE`` or the SQLite journal next to the plan file. So the run is
+    visible to ``gatekeeper status``, resumes after a crash, and a later phase finds
+    the one before it.
+    """
+    loaded = _plan(plan)
+    journal, owned = open_run_store(loaded, store)
+    try:
+        return await Rollout(loaded, store=journal, **options).run(phases)
+    finally:
+        if owned:
+            journal.close()
 
 
 def run(

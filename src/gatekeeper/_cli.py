@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
+from . import _operate as operate
 from ._api import acheck, validate
 from ._approval import ApprovalAnswer, ApprovalRequest, ApprovalState
 from ._clock import SimulatedClock
@@ -78,12 +79,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--restart",
         action="store_true",
-        help="abandon an unfinished run of an edited plan and start a new one",
+        help="start the plan over: abandon its unfinished run (or ignore its finished one)",
     )
     p.add_argument(
         "--force",
         action="store_true",
-        help="run a phase even though the phase before it has not advanced",
+        help="run a phase even though the phase before it has not advanced, or the plan's "
+        "last run was rolled back",
     )
     p.add_argument(
         "--no-wait",
@@ -108,10 +110,28 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--reason", default="", help="why (recorded)")
         _plan_option(p)
 
-    p = commands.add_parser("rollback", help="send all traffic back to the baseline for a run")
+    p = commands.add_parser(
+        "rollback",
+        help="send all traffic back to the baseline for a run (a live runner applies it "
+        "within seconds)",
+    )
     p.add_argument("run")
     _plan_option(p)
+    p.add_argument("--by", default="", help="who decides (recorded)")
     p.add_argument("--reason", default="rolled back by hand")
+
+    for name, purpose in (
+        (
+            "hold",
+            "stop a run advancing or raising traffic (it keeps judging; rollback stays allowed)",
+        ),
+        ("resume", "let a held run advance again"),
+    ):
+        p = commands.add_parser(name, help=purpose)
+        p.add_argument("run")
+        p.add_argument("--by", required=True, help="who decides (recorded)")
+        p.add_argument("--reason", default="", help="why (recorded)")
+        _plan_option(p)
 
     p = commands.add_parser("check", help="judge one phase's gate once, now; change nothing")
     p.add_argument("plan", type=Path)
@@ -136,7 +156,31 @@ def _plan_option(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
-    """Entry point of the ``gatekeeper`` command; returns the exit code."""
+    """Entry point of the ``gatekeeper`` command; returns the exit code.
+
+    A reader that went away (``gatekeeper run gates.toml | head -3``) never changes
+    the run or its exit code: the run's own observers survive the closed pipe, and
+    what is left to print is dropped.
+    """
+    try:
+        code = _main(argv, out)
+        if out is None:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        return 3
+    return code
+
+
+def _stdout_to_devnull() -> None:
+    """Python's documented way out of a closed stdout: nothing more to flush at exit."""
+    import os  # noqa: PLC0415
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def _main(argv: Sequence[str] | None, out: TextIO | None) -> int:
     out = out or sys.stdout
     args = _parser().parse_args(argv)
     try:
@@ -151,7 +195,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
             return _run(args, out)
         if args.command == "check":
             return _check(args, out)
-        if args.command in ("status", "history", "approve", "reject", "rollback"):
+        if args.command in ("status", "history", "approve", "reject", "rollback", "hold", "resume"):
             return _journal_command(args, out)
     except PlanError as exc:
         print(f"gatekeeper: {exc}", file=sys.stderr)
@@ -254,6 +298,8 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         result = _drive(rollout, args.phase)
     finally:
         _close(store)
+    if rollout.reported:
+        print(f"gatekeeper: {result.reason}", file=out)
     return result.exit_code
 
 
@@ -283,8 +329,26 @@ def _journal_command(args: argparse.Namespace, out: TextIO) -> int:
                     print(format_event(event), file=out)
             return 0
         if args.command in ("approve", "reject"):
-            return _answer(args, store, plan, info.run_id, out)
-        return _rollback(args, store, plan, info.run_id, out)
+            return operate.answer(
+                store,
+                plan,
+                info,
+                give=args.command == "approve",
+                phase=args.phase,
+                by=args.by,
+                reason=args.reason,
+                out=out,
+            )
+        if args.command in ("hold", "resume"):
+            return operate.hold(
+                store,
+                info,
+                resume=args.command == "resume",
+                by=args.by,
+                reason=args.reason,
+                out=out,
+            )
+        return operate.rollback(store, plan, info, by=args.by, reason=args.reason, out=out)
     finally:
         _close(store)
 
@@ -298,67 +362,6 @@ def _event_json(event: Event) -> dict[str, Any]:
         "checkpoint": event.checkpoint,
         "data": dict(event.data),
     }
-
-
-def _answer(args: argparse.Namespace, store: Any, plan: Plan, run_id: str, out: TextIO) -> int:
-    """Record a go/no-go in the run's journal; the runner polls for it."""
-    phase = args.phase
-    if phase is None:
-        asked = [e.phase for e in store.events(run_id) if e.kind == "approval_requested"]
-        if not asked:
-            raise PlanError(f"run {run_id} has not asked for an approval: name the --phase")
-        phase = asked[-1]
-    plan.phase(phase)  # an unknown phase lists the known ones
-    kind = "approval_given" if args.command == "approve" else "approval_rejected"
-    store.append(
-        run_id,
-        Event(
-            kind=kind,
-            at=datetime.now(UTC),
-            phase=phase,
-            data={"by": args.by, "reason": args.reason or f"gatekeeper {args.command}"},
-        ),
-    )
-    verb = "approved" if args.command == "approve" else "rejected"
-    print(f"run {run_id}: {phase} {verb} by {args.by}", file=out)
-    return 0
-
-
-def _rollback(args: argparse.Namespace, store: Any, plan: Plan, run_id: str, out: TextIO) -> int:
-    """Canary to 0 % through the plan's backend, journaled in the run; the run ends."""
-    from ._engine import build_traffic, call  # noqa: PLC0415
-
-    acquire = getattr(store, "acquire", None)
-    lease = acquire(run_id) if acquire is not None else None
-    try:
-        backend = build_traffic(plan, default_plugins(), plugin_context(plan))
-        now = datetime.now(UTC)
-        store.append(
-            run_id, Event(kind="traffic_intent", at=now, data={"canary": 0.0, "why": args.reason})
-        )
-        split = asyncio.run(call(backend.set_split, 0.0))
-        store.append(
-            run_id,
-            Event(
-                kind="traffic_confirmed",
-                at=datetime.now(UTC),
-                data={"canary": split.canary, "detail": split.detail},
-            ),
-        )
-        store.append(
-            run_id,
-            Event(
-                kind="run_ended",
-                at=datetime.now(UTC),
-                data={"outcome": "rolled back", "reason": args.reason},
-            ),
-        )
-        store.set_status(run_id, "rolled back")
-    finally:
-        if lease is not None:
-            lease.release()
-    print(f"run {run_id}: rolled back, canary at {split.canary:g}%", file=out)
-    return 0
 
 
 def _check(args: argparse.Namespace, out: TextIO) -> int:

@@ -3,25 +3,47 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 __all__ = ["SimulatedClock", "SystemClock"]
 
 
 class SystemClock:
-    """Wall-clock time (UTC); ``sleep_until`` really waits."""
+    """Real time (UTC), monotonic within a process; ``sleep_until`` really waits.
+
+    The wall clock is read once, at construction; from then on time advances with
+    the monotonic clock, so a wall-clock step (NTP, a VM resume, a hand ``date -s``)
+    never compresses or skips a checkpoint: a phase's 30m checkpoint is 30 minutes
+    of elapsed time after the phase began. Journal timestamps therefore drift from
+    the wall clock by however much it was stepped during the run.
+    """
+
+    def __init__(
+        self,
+        *,
+        wall: Callable[[], datetime] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._monotonic = monotonic
+        self._origin = (wall or _utcnow)()
+        self._mono0 = monotonic()
 
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        return self._origin + timedelta(seconds=self._monotonic() - self._mono0)
 
     async def sleep_until(self, when: datetime) -> None:
-        # Sleep in bounded slices so a changed system clock or a long wait cannot
-        # overshoot by more than a minute.
+        # Bounded slices: a long wait re-reads the clock at least every minute.
         while True:
             remaining = (when - self.now()).total_seconds()
             if remaining <= 0:
                 return
             await asyncio.sleep(min(remaining, 60.0))
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 class SimulatedClock:

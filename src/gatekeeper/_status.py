@@ -24,7 +24,9 @@ def default_store_target(plan: Plan, env: Mapping[str, str] | None = None) -> st
         return env[STORE_ENV]
     if plan.path is None:
         return "memory:"
-    path = Path(plan.path)
+    # Absolute, once: the same journal from any working directory (a relative
+    # target would be anchored at the plan's folder a second time).
+    path = Path(plan.path).resolve()
     return str(path.with_name(path.stem + ".journal.sqlite3"))
 
 

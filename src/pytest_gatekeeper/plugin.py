@@ -79,7 +79,11 @@ class GateSession:
         self.states: dict[str, PhaseState] = {}
         self.latest: dict[tuple[str, str], CheckpointResult] = {}
         self.decisions: dict[str, Decision] = {}
-        self.user_failures: dict[str, list[str]] = {}
+        # Marked tests per checkpoint still to run, and those that failed: a
+        # checkpoint's decision stands only once its tests passed.
+        self.checks: dict[tuple[str, str], int] = {}
+        self.failed_checks: dict[tuple[str, str], list[str]] = {}
+        self.pending: tuple[Phase, str] | None = None
         self.stopped: str | None = None
         self.started = False
         try:
@@ -113,27 +117,51 @@ class GateSession:
         return state
 
     def judge(self, phase: Phase, checkpoint_name: str) -> list[CheckpointResult]:
+        self.settle()
         state = self.phase_state(phase)
         if self.stopped is not None:
             return []
         checkpoint = phase.checkpoint(checkpoint_name)
         results: list[CheckpointResult] = self.run(self.rollout.judge_checkpoint(state, checkpoint))
         self.latest[(phase.name, checkpoint_name)] = results[-1]
-        if results[-1].decision.final:
+        if self.checks.get((phase.name, checkpoint_name)):
+            self.pending = (phase, checkpoint_name)  # the phase ends after its tests
+        elif results[-1].decision.final:
             self._ended(phase, state)
         return results
+
+    def check_done(self, phase: str, checkpoint: str, nodeid: str, *, failed: bool) -> None:
+        """A test marked for the checkpoint finished; the last one settles it."""
+        key = (phase, checkpoint)
+        if failed:
+            self.failed_checks.setdefault(key, []).append(nodeid)
+        if key in self.checks:
+            self.checks[key] -= 1
+            if self.checks[key] <= 0:
+                self.settle()
+
+    def settle(self) -> None:
+        """Apply the pending checkpoint's test failures (the policy decides, as for a
+        failed gate), then end its phase if its decision was final."""
+        if self.pending is None:
+            return
+        phase, name = self.pending
+        self.pending = None
+        state = self.states[phase.name]
+        failed = self.failed_checks.get((phase.name, name))
+        decided = state.decision
+        if failed and (decided is None or decided.action is not Action.ROLLBACK):
+            checkpoint = phase.checkpoint(name)
+            item = self.run(self.rollout.fail_checks(state, checkpoint, failed))
+            self.latest[(phase.name, name)] = item
+        if state.decision is not None and state.decision.final:
+            self._ended(phase, state)
 
     def _ended(self, phase: Phase, state: PhaseState) -> None:
         decision = self.rollout.end_phase(state)
         self.decisions[phase.name] = decision
         if decision.action is not Action.ADVANCE:
             self.stopped = f"{phase.name}: {decision.action.value}: {decision.reason}"
-
-    def user_check_failed(self, phase: str, nodeid: str) -> None:
-        """A marked user test failed: the gate failed, whatever the metrics said."""
-        self.user_failures.setdefault(phase, []).append(nodeid)
-        if self.stopped is None:
-            self.stopped = f"{phase}: user check {nodeid} failed"
 
     def finish(self, interrupted: bool) -> None:
         try:
@@ -142,16 +170,7 @@ class GateSession:
             if interrupted:
                 self.run(self.rollout.interrupted("the pytest session was interrupted"))
                 return
-            failed = next(iter(self.user_failures), None)
-            if failed is not None and failed not in self.decisions:
-                phase = self.plan.phase(failed)
-                why = f"user checks failed: {', '.join(self.user_failures[failed])}"
-                decision = Decision(action=Action.ROLLBACK, reason=why)
-                if phase.policy.on_fail.value == "hold":
-                    decision = Decision(action=Action.HOLD, reason=why)
-                else:
-                    self.run(self.rollout.rollback(phase, why))
-                self.decisions[failed] = decision
+            self.settle()
             if self.stopped is None and all(p.name in self.decisions for p in self.phases):
                 self.run(self.rollout.finish(RunOutcome.ADVANCED, "every gated phase advanced"))
             elif self.stopped is None:
@@ -234,6 +253,7 @@ def _plan_path(config: pytest.Config) -> Path:
     return path
 
 
+@pytest.hookimpl(tryfirst=True)  # before -k / -m deselect: they apply to gate items too
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
@@ -282,12 +302,21 @@ def pytest_collection_modifyitems(
             )
         by_checkpoint.setdefault((phase, checkpoint), []).append(item)
     ordered: list[pytest.Item] = []
+    gate_session = config.stash.get(SESSION_KEY, None)
     for phase_node in planfile.collect():
         assert isinstance(phase_node, PhaseCollector)  # our own tree
-        for item in phase_node.collect():
-            assert isinstance(item, CheckpointItem)
-            ordered.append(item)
-            ordered.extend(by_checkpoint.get((item.phase.name, item.name), []))
+        checkpoints: list[pytest.Item | pytest.Collector] = list(phase_node.collect())
+        # Counted like collected items ("collected N items" includes the checkpoints).
+        session.ihook.pytest_collectreport(
+            report=pytest.CollectReport(phase_node.nodeid, "passed", None, checkpoints)
+        )
+        for node in checkpoints:
+            assert isinstance(node, CheckpointItem)
+            ordered.append(node)
+            attached = by_checkpoint.get((node.phase.name, node.name), [])
+            ordered.extend(attached)
+            if gate_session is not None and attached:
+                gate_session.checks[(node.phase.name, node.name)] = len(attached)
     items[:] = others + ordered
 
 
@@ -416,11 +445,18 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     marker = item.get_closest_marker("checkpoint")
-    if marker is not None and report.failed and report.when == "call":
-        gate = item.config.stash.get(SESSION_KEY, None)
-        if gate is not None:
-            gate.user_check_failed(_marker_args(marker, item)[0], item.nodeid)
+    gate = item.config.stash.get(SESSION_KEY, None)
+    if marker is None or gate is None:
+        return report
+    phase, checkpoint = _marker_args(marker, item)
+    failed = item.stash.get(_FAILED, False) or report.failed
+    item.stash[_FAILED] = failed
+    if report.when == "teardown":
+        gate.check_done(phase, checkpoint, item.nodeid, failed=failed)
     return report
+
+
+_FAILED = pytest.StashKey[bool]()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -99,6 +99,8 @@ class Rollout:
         self.rehearsal = rehearsal
         self.journal_state: Journal | None = None
         self.created: Any = None
+        # The plan's last run had already covered these phases: reported, not repeated.
+        self.reported = False
         self.plugins = plugins or default_plugins()
         context = plugin_context(plan, env)
         self._owned: list[object] = []
@@ -358,6 +360,12 @@ class Rollout:
         is applied before any observer hears of it.
         """
         return await steps.judge_checkpoint(self, state, checkpoint)
+
+    async def fail_checks(
+        self, state: PhaseState, checkpoint: Checkpoint, failed: list[str]
+    ) -> CheckpointResult:
+        """Tests attached to the checkpoint failed: its gate failed; the policy decides."""
+        return await steps.fail_checks(self, state, checkpoint, failed)
 
     async def evaluate(
         self, state: PhaseState, checkpoint: Checkpoint, at: datetime, attempt: int = 1

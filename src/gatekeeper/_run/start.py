@@ -51,6 +51,7 @@ async def claim(rollout: Rollout, phases: Sequence[Phase]) -> RunInfo | None:
             journal = replay(rollout.plan, info.run_id, store.events(info.run_id))
             if set(names) <= set(journal.phases):
                 rollout.result = _reported(rollout, info, journal)
+                rollout.reported = True
                 return info
             return None  # phases it did not cover: a new run
         return info

@@ -17,10 +17,13 @@ from .._model import (
     Action,
     Checkpoint,
     CheckpointResult,
+    Criterion,
     Decision,
     GateResult,
+    Kind,
     Outcome,
     Phase,
+    Verdict,
 )
 from .._policy import PolicyState
 from .context import PhaseState
@@ -318,3 +321,72 @@ def _next(
     index = state.phase.checkpoints.index(checkpoint)
     following = state.phase.checkpoints[index + 1]
     return following.name, max(state.started_at + following.offset, rollout.clock.now())
+
+
+async def fail_checks(
+    rollout: Rollout, state: PhaseState, checkpoint: Checkpoint, failed: list[str]
+) -> CheckpointResult:
+    """Tests a person attached to a checkpoint (``@pytest.mark.checkpoint``) failed:
+    the checkpoint's gate failed, whatever the metrics said, and the policy decides
+    (roll back, or hold) — even when the metrics had let the phase advance."""
+    ctx = rollout.ctx
+    phase = state.phase
+    now = rollout.clock.now()
+    previous = next(
+        (r.result for r in reversed(state.results) if r.result.checkpoint == checkpoint.name),
+        None,
+    )
+    checks = tuple(
+        Verdict(
+            criterion=Criterion(text=f"test {nodeid}", kind=Kind.THRESHOLD, metric=nodeid),
+            outcome=Outcome.FAIL,
+            reason="the test failed at this checkpoint",
+        )
+        for nodeid in failed
+    )
+    attempt = (previous.attempt if previous is not None else 0) + 1
+    result = GateResult(
+        phase=phase.name,
+        checkpoint=checkpoint.name,
+        at=now,
+        verdicts=(previous.verdicts if previous is not None else ()) + checks,
+        attempt=attempt,
+    )
+    why = f"{len(failed)} test(s) failed at {checkpoint.name}: {', '.join(failed)}"
+    decision, state.policy = rollout.decide(state, result, last=False, now=now, why=why)
+    if decision.action is Action.HOLD and decision.recheck_at is not None:
+        # A failed test is not re-run: hold for a person instead of re-checking.
+        decision = Decision(action=Action.HOLD, reason=why)
+    for v in checks:
+        ctx.journal(
+            EventKind.VERDICT,
+            phase=phase.name,
+            checkpoint=checkpoint.name,
+            data={**verdict_data(v), "attempt": attempt},
+        )
+    ctx.journal(
+        EventKind.DECISION,
+        phase=phase.name,
+        checkpoint=checkpoint.name,
+        data={
+            **decision_data(decision),
+            "outcome": Outcome.FAIL.value,
+            "attempt": attempt,
+            "policy": attrs.asdict(state.policy),
+        },
+    )
+    item = CheckpointResult(result=result, decision=decision)
+    state.results.append(item)
+    state.decision = decision
+    if decision.action is Action.ROLLBACK:
+        await rollout.rollback(phase, decision.reason)
+    await ctx.observers.emit(
+        "checkpoint_judged",
+        run=ctx.info,
+        phase=phase,
+        result=result,
+        decision=decision,
+        next_at=None,
+        next_checkpoint=None,
+    )
+    return item

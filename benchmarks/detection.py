@@ -77,6 +77,11 @@ ORDERS = 20.0
 MEANS_LOOK = 60.0
 REVENUE_BOUNDS = (0.0, 100.0)
 _LOG_THRESHOLD = math.log(1.0 / ALPHA)
+#: a plan of six compare criteria: each spends alpha / 6 of the rollout's budget
+BUDGET_SHARES = 6
+_SPLIT_THRESHOLD = math.log(BUDGET_SHARES / ALPHA)
+SPLIT_SUFFIX = f" at alpha/{BUDGET_SHARES}"
+SPLIT_NAME = f"judge phi=1{SPLIT_SUFFIX}"
 _Z = float(stats.norm.isf(ALPHA))
 
 
@@ -233,7 +238,7 @@ def simulate_errors(
     """Error counts under the cell's scenario; every judge on the same streams."""
     looks = int(horizon / cell.look)
     judges = {f"judge phi={d:g}": CountsReplica(runs, d) for d in cell.dispersions}
-    fail = {name: np.full(runs, np.inf) for name in [*judges, "oracle", "z/look"]}
+    fail = {name: np.full(runs, np.inf) for name in [*judges, SPLIT_NAME, "oracle", "z/look"]}
     passed = {name: np.full(runs, np.inf) for name in judges}
     cum = np.zeros((4, runs))
     p1 = BASE_ERROR * (cell.effect if not cell.healthy else 2.0)
@@ -277,6 +282,8 @@ def simulate_errors(
         for name, judge in judges.items():
             judge.update(ec, nc, eb, nb)
             _first(fail[name], judge.max_harm >= _LOG_THRESHOLD, now)
+            if name + SPLIT_SUFFIX in fail:  # the same judge at a 1/6 share of the budget
+                _first(fail[name + SPLIT_SUFFIX], judge.max_harm >= _SPLIT_THRESHOLD, now)
             _first(passed[name], judge.max_safe >= _LOG_THRESHOLD, now)
         oracle += ec * hit + (nc - ec) * miss
         _first(fail["oracle"], oracle >= _LOG_THRESHOLD, now)
@@ -333,6 +340,7 @@ def simulate_latency(
         tails[f"tail p{quantile * 100:.0f}"] = (slow_index, float(p0[slow_index:].sum()))
     judges = {name: CountsReplica(runs) for name in tails}
     fail = {name: np.full(runs, np.inf) for name in [*judges, "oracle"]}
+    fail[f"tail p50{SPLIT_SUFFIX}"] = np.full(runs, np.inf)
     passed = {name: np.full(runs, np.inf) for name in judges}
     oracle = np.zeros(runs)
     cum = np.zeros((4, runs))
@@ -353,6 +361,8 @@ def simulate_latency(
                     record.counts.append(cum[:, :4].T.copy())
             judge.update(slow_c, all_c, slow_b, all_b)
             _first(fail[name], judge.max_harm >= _LOG_THRESHOLD, now)
+            if name + SPLIT_SUFFIX in fail:  # the same judge at a 1/6 share of the budget
+                _first(fail[name + SPLIT_SUFFIX], judge.max_harm >= _SPLIT_THRESHOLD, now)
             _first(passed[name], judge.max_safe >= _LOG_THRESHOLD, now)
         oracle += hc @ weights
         _first(fail["oracle"], oracle >= _LOG_THRESHOLD, now)

@@ -20,7 +20,7 @@ from gatekeeper.sources.prometheus import (
     render_promql,
     unescape_promql_string,
 )
-from realservers.prometheus import PrometheusLauncher, PrometheusServer
+from realservers.prometheus import PrometheusLauncher, PrometheusServer, openmetrics_series
 
 # Any text that can travel as UTF-8 (lone surrogates cannot, and are refused).
 values = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
@@ -135,3 +135,86 @@ def test_real_prometheus_reads_the_same_string(empty_prometheus: PrometheusServe
 
     check()
     assert found
+
+
+def test_arg_in_a_regex_matcher_is_regex_escaped() -> None:
+    """``=~"{{arg}}"`` and ``!~ '{{arg}}'``: the arg's regex metacharacters are escaped
+    (then the string escaping applies); an equality matcher is left as it was."""
+    values = {"v": "a.b+(c)|d\\"}
+    assert 'x{l=~"a\\\\.b\\\\+\\\\(c\\\\)\\\\|d\\\\\\\\"}' == render_promql('x{l=~"{{v}}"}', values)
+    assert "x{l !~ 'a\\\\.b\\\\+\\\\(c\\\\)\\\\|d\\\\\\\\'}" == render_promql(
+        "x{l !~ '{{v}}'}", values
+    )
+    assert 'x{l="a.b+(c)|d\\\\"}' == render_promql('x{l="{{v}}"}', values)
+    assert 'x{l=~"pre-a\\\\.b.*"}' == render_promql('x{l=~"pre-{{v}}.*"}', {"v": "a.b"})
+
+
+@given(value=values, other=values)
+def test_escaped_regex_matches_exactly_the_arg(value: str, other: str) -> None:
+    """Read back from the PromQL string, the pattern fully matches the arg and
+    nothing else (Python's re stands in for RE2 here; the live test uses RE2)."""
+    rendered = render_promql('x{l=~"{{v}}"}', {"v": value})
+    pattern = unescape_promql_string(_string_bodies(rendered)[0])
+    assert re.fullmatch(pattern, value, re.S)
+    if other != value:
+        assert not re.fullmatch(pattern, other, re.S)
+
+
+def test_alertmanager_regex_matchers_escape_args() -> None:
+    """The alertmanager source escapes args in ``=~``/``!~`` matchers the same way."""
+    from gatekeeper.sources.alertmanager import parse_matchers  # noqa: PLC0415
+
+    (matcher,) = parse_matchers('service=~"{{svc}}"')
+    rendered = matcher.rendered({"svc": "api.v2"})
+    assert "api\\.v2" == rendered.value
+    assert rendered.matches({"service": "api.v2"})
+    assert not rendered.matches({"service": "apixv2"})
+
+
+@pytest.fixture(scope="module")
+def labelled_prometheus(prometheus_launcher: PrometheusLauncher) -> Iterator[PrometheusServer]:
+    """Series whose label values differ only where a regex would not care."""
+    stamp = datetime.now(UTC).timestamp() - 3600
+    names = ["a.b", "axb", "a+b", "aab", ".*", "a|b", "a"]
+    text = "# TYPE gk_regex gauge\n" + "".join(
+        openmetrics_series("gk_regex", {"svc": name}, [(stamp, 1.0)]) for name in names
+    )
+    server = prometheus_launcher.backfilled(text)
+    yield server
+    server.stop()
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize(
+    ("arg", "op", "expected"),
+    [
+        ("a.b", "=~", 1.0),  # not axb
+        ("a+b", "=~", 1.0),  # not aab
+        (".*", "=~", 1.0),  # only the series literally named .*
+        ("a|b", "=~", 1.0),  # not a
+        ("a.b", "!~", 6.0),
+    ],
+)
+def test_real_prometheus_matches_the_arg_literally(
+    labelled_prometheus: PrometheusServer, arg: str, op: str, expected: float
+) -> None:
+    """Against a real Prometheus (RE2): an arg in a regex matcher matches only the
+    series whose label is exactly the arg."""
+    source = create(
+        "prom", {"url": labelled_prometheus.url}, PluginContext(base_dir=Path(), env={})
+    )
+    query = Query(
+        metric="m",
+        text=f'count(gk_regex{{svc{op}"{{{{svc}}}}"}})',
+        at=datetime.now(UTC) - timedelta(minutes=59),
+        window=timedelta(0),
+        args={"svc": arg},
+    )
+
+    async def go() -> float | None:
+        try:
+            return (await source.query(query)).value
+        finally:
+            await source.aclose()
+
+    assert expected == asyncio.run(go())

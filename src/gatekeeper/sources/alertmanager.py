@@ -34,6 +34,7 @@ from ._http import (
     source_span,
     status_reason,
 )
+from ._regex import escape_regex
 
 __all__ = ["AlertmanagerSource", "Matcher", "create", "parse_matchers"]
 
@@ -52,7 +53,10 @@ class Matcher:
     value: str
 
     def rendered(self, values: Mapping[str, str]) -> Matcher:
-        return attrs.evolve(self, value=render(self.value, values))
+        """The matcher with its placeholders filled in; in a regex matcher (``=~``,
+        ``!~``) each value is regex-escaped, so it matches only itself."""
+        escape = escape_regex if self.op in ("=~", "!~") else None
+        return attrs.evolve(self, value=render(self.value, values, escape=escape))
 
     def __str__(self) -> str:
         """The Alertmanager filter text, the value quoted and escaped."""

@@ -37,11 +37,13 @@ from ._http import (
     status_reason,
     unix_time,
 )
+from ._regex import escape_regex, regex_matcher_before
 
 __all__ = [
     "PrometheusSource",
     "create",
     "escape_promql_string",
+    "escape_regex",
     "render_promql",
     "unescape_promql_string",
 ]
@@ -114,11 +116,14 @@ def render_promql(template: str, values: Mapping[str, str]) -> str:
 
     Inside ``"..."`` or ``'...'`` the value is escaped for that string; inside a
     backtick raw string it may not contain a backtick; outside any string it must
-    be a plain identifier, number or duration (``ValueError`` otherwise). Unknown
-    names raise ``KeyError``.
+    be a plain identifier, number or duration (``ValueError`` otherwise). A string
+    that is the pattern of a regex matcher (``=~`` / ``!~``) gets the value
+    regex-escaped first (:func:`escape_regex`), so ``a.b`` matches only ``a.b``.
+    Unknown names raise ``KeyError``.
     """
     out: list[str] = []
     quote: str | None = None
+    pattern = False  # the current string is a regex matcher's pattern
     i = 0
     while i < len(template):
         match = _PLACEHOLDER.match(template, i)
@@ -127,7 +132,7 @@ def render_promql(template: str, values: Mapping[str, str]) -> str:
             if name not in values:
                 known = ", ".join(sorted(values))
                 raise KeyError(f"unknown placeholder {{{{{name}}}}} (known: {known})")
-            value = values[name]
+            value = escape_regex(values[name]) if pattern else values[name]
             if quote in ('"', "'"):
                 out.append(escape_promql_string(value, quote))
             elif quote == "`":
@@ -148,6 +153,7 @@ def render_promql(template: str, values: Mapping[str, str]) -> str:
         if quote is None:
             if char in "\"'`":
                 quote = char
+                pattern = regex_matcher_before("".join(out[:-1])[-16:])
             elif char == "#":  # a comment runs to the end of the line
                 end = template.find("\n", i + 1)
                 end = len(template) if end < 0 else end

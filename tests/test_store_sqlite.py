@@ -17,7 +17,7 @@ import pytest
 from gatekeeper._protocols import Event
 from gatekeeper._store import MemoryStore
 from gatekeeper.exceptions import StoreError
-from gatekeeper.store import FINISHED_STATUSES, Lease, LeasingStore, open_store
+from gatekeeper.store import FINISHED_STATUSES, Lease, LeaseHeld, LeasingStore, open_store
 from gatekeeper.store.sqlite import APPLICATION_ID, MIGRATIONS, SQLiteStore
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -455,13 +455,37 @@ def test_acquiring_twice_from_one_store_extends_the_same_token(journal: Path) ->
         assert a.acquire(run).token == a.acquire(run).token == 1
 
 
-def test_unleased_appends_are_allowed_for_out_of_band_records(journal: Path) -> None:
-    """A store that holds no lease (``gatekeeper approve``) may still journal an approval."""
+def test_operator_requests_reach_a_driven_run_only_unfenced(journal: Path) -> None:
+    """A store that holds no lease (``gatekeeper approve``) journals an operator request
+    into a run another runner drives with ``fenced=False``; a fenced write from it is
+    refused as fenced, names the driver, and writes nothing."""
     with SQLiteStore(journal, owner="runner") as runner, SQLiteStore(journal, owner="cli") as cli:
         run = runner.create_run(plan="p", plan_digest="d", started_at=T0)
         runner.acquire(run)
-        assert cli.append(run, Event(kind="approval_given", at=T0, data={"by": "ana"})) == 1
+        given = Event(kind="approval_given", at=T0, data={"by": "ana"})
+        assert cli.append(run, given, fenced=False) == 1
+        with pytest.raises(LeaseHeld, match=f"fenced: run {run} is driven by runner"):
+            cli.append(run, given)
+        with pytest.raises(LeaseHeld, match="fenced"):
+            cli.set_status(run, "rolled back")
         assert runner.append(run, event()) == 2
+        assert [e.kind for e in runner.events(run)] == ["approval_given", "measurement"]
+        assert runner.run(run).status == "running"
+
+
+def test_unleased_appends_to_a_free_run_are_allowed(journal: Path) -> None:
+    """With no live lease on the run (no runner, or its lease expired), a store without a
+    lease may write fenced too: it is the only writer."""
+    clock = FakeClock()
+    with (
+        SQLiteStore(journal, owner="runner", clock=clock) as runner,
+        SQLiteStore(journal, owner="cli", clock=clock) as cli,
+    ):
+        run = runner.create_run(plan="p", plan_digest="d", started_at=T0)
+        assert cli.append(run, event()) == 1
+        runner.acquire(run)
+        clock.advance(timedelta(seconds=31))
+        assert cli.append(run, event(n=1)) == 2
 
 
 # -- open_store ------------------------------------------------------------------------

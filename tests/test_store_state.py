@@ -1,9 +1,10 @@
 """A hypothesis state machine over the journal stores against a plain model.
 
-Runs, appends from two runners, status changes, refused writes, leases (acquire,
-release, a clock that moves) and reopening: nothing is lost, ``seq`` is gapless and
-ordered, events read back equal to what was appended, and a runner that lost its lease
-never writes.
+Runs, appends from two runners (fenced, and unfenced operator requests), status
+changes, refused writes, leases (acquire, claim, restart, check, release, a clock that
+moves) and reopening: nothing is lost, ``seq`` is gapless and ordered, events read back
+equal to what was appended, a runner that lost its lease never writes, a plan has at most
+one unfinished run that a claim would resume, and ``lease_holder`` names who drives.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
+    MultipleResults,
     RuleBasedStateMachine,
     initialize,
     invariant,
+    multiple,
     precondition,
     rule,
     run_state_machine_as_test,
@@ -32,11 +35,13 @@ from hypothesis.stateful import (
 from gatekeeper._protocols import Event
 from gatekeeper._store import MemoryStore
 from gatekeeper.exceptions import StoreError
+from gatekeeper.store import FINISHED_STATUSES, LeaseHeld, LeaseHolder, LeaseLost
 from gatekeeper.store.postgres import PostgresStore
 from gatekeeper.store.sqlite import SQLiteStore
 from realservers.postgres import PostgresServer
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
 RUNNERS = ("main", "other")
 KINDS = (
@@ -108,6 +113,7 @@ class JournalMachine(RuleBasedStateMachine):
         self.stores: dict[str, Any] = {}
         self.journal: dict[str, list[Event]] = {}
         self.status: dict[str, str] = {}
+        self.plans: dict[str, str] = {}
         self.rows: dict[str, LeaseRow] = {}
         self.books: dict[str, dict[str, int]] = {who: {} for who in RUNNERS}
 
@@ -126,11 +132,21 @@ class JournalMachine(RuleBasedStateMachine):
 
     # -- the model of leases ------------------------------------------------------------
     def may_write(self, who: str, run: str) -> bool:
+        """A fenced write: with a lease, only while it is ours and unexpired; without
+        one, only while no other runner holds a live lease."""
         token = self.books[who].get(run)
+        row = self.rows.get(run)
         if token is None:
-            return True
-        row = self.rows[run]
+            return row is None or row.owner in (None, who) or row.expires <= self.clock.current
+        assert row is not None
         return row.owner == who and row.token == token and row.expires > self.clock.current
+
+    def live_other(self, who: str, run: str) -> bool:
+        """Another runner holds a live lease on ``run`` that is not ``who``'s."""
+        row = self.rows.get(run)
+        if row is None or row.owner is None or row.expires <= self.clock.current:
+            return False
+        return not (row.owner == who and self.books[who].get(run) == row.token)
 
     def model_release(self, who: str, run: str) -> None:
         token = self.books[who].pop(run)
@@ -145,6 +161,7 @@ class JournalMachine(RuleBasedStateMachine):
         assert run not in self.journal
         self.journal[run] = []
         self.status[run] = "running"
+        self.plans[run] = plan
         return run
 
     @rule(run=runs, who=st.sampled_from(RUNNERS), event=events)
@@ -154,7 +171,7 @@ class JournalMachine(RuleBasedStateMachine):
             self.journal[run].append(attrs.evolve(event, seq=seq))
             assert seq == len(self.journal[run])
         else:
-            with pytest.raises(StoreError, match="fenced"):
+            with pytest.raises((LeaseLost, LeaseHeld), match="fenced"):
                 self.stores[who].append(run, event)
 
     @rule(run=runs, who=st.sampled_from(RUNNERS), status=st.sampled_from(("held", "advanced")))
@@ -165,6 +182,14 @@ class JournalMachine(RuleBasedStateMachine):
         else:
             with pytest.raises(StoreError, match="fenced"):
                 self.stores[who].set_status(run, status)
+
+    @precondition(lambda self: self.leasing)
+    @rule(run=runs, who=st.sampled_from(RUNNERS), event=events)
+    def operator_request(self, run: str, who: str, event: Event) -> None:
+        """``fenced=False`` (the CLI's rollback/hold/approve) writes whoever drives."""
+        seq = self.stores[who].append(run, event, fenced=False)
+        self.journal[run].append(attrs.evolve(event, seq=seq))
+        assert seq == len(self.journal[run])
 
     @rule(event=events)
     def append_to_unknown_run(self, event: Event) -> None:
@@ -218,6 +243,78 @@ class JournalMachine(RuleBasedStateMachine):
                 lease.renew()
 
     @precondition(lambda self: self.leasing)
+    @rule(
+        target=runs,
+        who=st.sampled_from(RUNNERS),
+        plan=st.sampled_from(("seed", "other-plan")),
+        digest=names,
+        restart=st.booleans(),
+    )
+    def claim(self, who: str, plan: str, digest: str, restart: bool) -> MultipleResults[str]:
+        """The plan's latest run (restarted ones skipped) is resumed if unfinished,
+        reported if finished, replaced if ``restart``; else a new run is made."""
+        store = self.stores[who]
+        mine = [r for r in self.journal if self.plans[r] == plan and self.status[r] != "restarted"]
+        latest = mine[-1] if mine else None
+        if latest is not None and self.status[latest] not in FINISHED_STATUSES:
+            if self.live_other(who, latest):
+                with pytest.raises(LeaseHeld, match=f"run {latest} is driven by"):
+                    store.claim_run(plan=plan, plan_digest=digest, started_at=T0, restart=restart)
+                return multiple()
+            row = self.rows.setdefault(latest, LeaseRow(None, 0, EPOCH))
+            if not restart:
+                claim = store.claim_run(plan=plan, plan_digest=digest, started_at=T0)
+                if not (row.owner == who and self.books[who].get(latest) == row.token):
+                    row.token += 1
+                row.owner, row.expires = who, self.clock.current + LEASE
+                self.books[who][latest] = row.token
+                assert (claim.created, claim.finished, claim.run.run_id) == (False, False, latest)
+                assert claim.lease is not None
+                assert (claim.lease.owner, claim.lease.token) == (who, row.token)
+                return multiple()
+            claim = store.claim_run(plan=plan, plan_digest=digest, started_at=T0, restart=True)
+            row.owner, row.token, row.expires = None, row.token + 1, self.clock.current
+            self.books[who].pop(latest, None)
+            self.status[latest] = "restarted"
+            abandoned = store.events(latest)[-1]
+            assert (abandoned.kind, abandoned.seq) == ("abandoned", len(self.journal[latest]) + 1)
+            assert abandoned.data["replaced_by"] == claim.run.run_id
+            self.journal[latest].append(abandoned)
+        elif latest is not None and not restart:
+            claim = store.claim_run(plan=plan, plan_digest=digest, started_at=T0)
+            assert (claim.created, claim.finished, claim.lease) == (False, True, None)
+            assert (claim.run.run_id, claim.run.status) == (latest, self.status[latest])
+            return multiple()
+        else:
+            claim = store.claim_run(plan=plan, plan_digest=digest, started_at=T0, restart=restart)
+        run = claim.run.run_id
+        assert claim.created
+        assert not claim.finished
+        assert run not in self.journal
+        assert claim.lease is not None
+        assert (claim.lease.owner, claim.lease.token) == (who, 1)
+        self.journal[run], self.status[run], self.plans[run] = [], "running", plan
+        self.rows[run] = LeaseRow(who, 1, self.clock.current + LEASE)
+        self.books[who][run] = 1
+        return multiple(run)
+
+    @precondition(lambda self: self.leasing)
+    @rule(who=st.sampled_from(RUNNERS), data=st.data())
+    def check(self, who: str, data: st.DataObject) -> None:
+        """``Lease.check`` passes exactly while the lease is ours and unexpired."""
+        if not self.books[who]:
+            return
+        run = data.draw(st.sampled_from(sorted(self.books[who])))
+        lease = self.stores[who]._book.get(run)
+        row = self.rows[run]
+        ours = row.owner == who and row.token == self.books[who][run]
+        if ours and row.expires > self.clock.current:
+            lease.check()
+        else:
+            with pytest.raises(LeaseLost, match="fenced"):
+                lease.check()
+
+    @precondition(lambda self: self.leasing)
     @rule(who=st.sampled_from(RUNNERS), data=st.data())
     def release(self, who: str, data: st.DataObject) -> None:
         if not self.books[who]:
@@ -245,6 +342,19 @@ class JournalMachine(RuleBasedStateMachine):
             listed = [r for r in store.runs() if r.run_id in self.journal]
             assert [r.run_id for r in listed] == list(self.journal)
             assert {r.run_id: r.status for r in listed} == self.status
+
+    @precondition(lambda self: self.leasing)
+    @invariant()
+    def lease_holder_names_who_drives(self) -> None:
+        store = self.stores.get("main")
+        if store is None:
+            return
+        for run in self.journal:
+            row = self.rows.get(run)
+            expected = None
+            if row is not None and row.owner is not None and row.expires > self.clock.current:
+                expected = LeaseHolder(owner=row.owner, token=row.token, expires_at=row.expires)
+            assert store.lease_holder(run) == expected
 
 
 def check(machine: type[JournalMachine], examples: int) -> None:

@@ -26,7 +26,8 @@ import psycopg
 import psycopg.conninfo
 
 from ..exceptions import StoreError
-from . import _Cursor, _Now, _SqlJournal
+from ._journal import _SqlJournal
+from ._sql import _EPOCH, _Cursor, _Now
 from .sqlite import default_owner
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
@@ -70,6 +71,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 
 _MIGRATION_LOCK = 0x67746B70  # pg_advisory_xact_lock key: two runners never both migrate
+#: The first key of ``pg_advisory_xact_lock(int, int)`` for claims; the second is the
+#: plan name's hash (the two-key space never overlaps the one-key migration lock).
+_CLAIM_LOCK = 0x67746B70
 
 
 class PostgresStore(_SqlJournal):
@@ -216,6 +220,41 @@ class PostgresStore(_SqlJournal):
                 raise self._error(exc, what) from None
 
     _read = _transaction
+
+    @contextlib.contextmanager
+    def _claiming(self, plan: str, what: str) -> Iterator[psycopg.Cursor[Any]]:
+        """A transaction holding the plan's advisory lock: claims of a plan queue up."""
+        with self._transaction(what) as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_CLAIM_LOCK, plan))
+            yield cur
+
+    @contextlib.contextmanager
+    def _peek(self, what: str) -> Iterator[psycopg.Cursor[Any]]:
+        """One statement in autocommit: a single round trip (``Lease.check``)."""
+        with self._lock:
+            conn = self._connection()
+            try:
+                with conn.cursor() as cur:
+                    yield cur
+            except psycopg.Error as exc:
+                raise self._error(exc, what) from None
+
+    def _lease_and_now(self, cur: Any, run_id: str) -> tuple[str | None, int, datetime, datetime]:
+        if self._clock is not None:
+            return super()._lease_and_now(cur, run_id)
+        row = cur.execute(
+            "SELECT l.owner, l.token, l.expires_at, now.at FROM (SELECT clock_timestamp() AS at)"
+            " AS now LEFT JOIN gatekeeper_leases AS l ON l.run_id = %s",
+            (run_id,),
+        ).fetchone()
+        now: datetime = row[3]
+        if row[1] is None:
+            return None, 0, _EPOCH, now.astimezone(UTC)
+        return row[0], int(row[1]), self._ts_out(row[2]), now.astimezone(UTC)
+
+    @property
+    def _where(self) -> str:
+        return self.display_url
 
     def _execute(self, cur: Any, sql: str, params: Sequence[Any] = ()) -> _Cursor:
         result: psycopg.Cursor[Any] = cur.execute(sql.replace("?", "%s"), tuple(params))

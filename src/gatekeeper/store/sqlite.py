@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import StoreError
-from . import _Cursor, _Now, _SqlJournal, _utc
+from ._journal import _SqlJournal
+from ._sql import _Cursor, _Now, _utc
 
 __all__ = ["APPLICATION_ID", "MIGRATIONS", "SQLiteStore"]
 
@@ -223,6 +224,13 @@ class SQLiteStore(_SqlJournal):
             except BaseException:
                 _rollback(conn)
                 raise
+
+    def _claiming(self, plan: str, what: str) -> contextlib.AbstractContextManager[Any]:
+        return self._transaction(what)  # BEGIN IMMEDIATE already serialises every writer
+
+    @property
+    def _where(self) -> str:
+        return str(self.path)
 
     @contextlib.contextmanager
     def _read(self, what: str) -> Iterator[sqlite3.Cursor]:

@@ -15,9 +15,15 @@ from gatekeeper.exceptions import PlanError
 from gatekeeper.notify import EVENT_KINDS, Failure, NotificationEvent, parse_notifiers
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "notify"
-PAGES = {"webhook.md": "webhook", "slack.md": "slack", "email.md": "email"}
+PAGES = {
+    "apprise.md": "apprise",
+    "email.md": "email",
+    "slack.md": "slack",
+    "webhook.md": "webhook",
+}
 # What a table needs besides the key being probed, for the probe to reach the type.
 REQUIRED = {
+    "apprise": {"url_env": "APPRISE_URL"},
     "webhook": {"url": "http://127.0.0.1/hook"},
     "slack": {"url_env": "HOOK"},
     "email": {"host": "127.0.0.1", "from": "a@example.com", "to": "b@example.com"},

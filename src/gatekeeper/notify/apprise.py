@@ -5,14 +5,12 @@ See ``docs/notify/apprise.md``. Needs ``pip install 'gatekeeper[apprise]'``.
 The built-in webhook, slack and email types stay hand-written (see
 ``docs/notify/webhook.md#why-not-apprise``); this type is for the services they do
 not cover. apprise sends a title and a plain-text body; the reason for a failure
-comes from its log, captured per attempt.
+comes from the log entries apprise returns with its result.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import logging
-import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,19 +22,6 @@ from .webhook import _env_name
 __all__ = ["AppriseNotifier", "create"]
 
 INSTALL = "pip install 'gatekeeper[apprise]'"
-
-
-class _Capture(logging.Handler):
-    """apprise's warnings from this thread: the reason an attempt failed."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.thread = threading.get_ident()
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.thread == self.thread:
-            self.lines.append(record.getMessage())
 
 
 class AppriseNotifier:
@@ -66,16 +51,11 @@ class AppriseNotifier:
             # Every apprise service speaks HTTP through requests with these two.
             service.socket_connect_timeout = timeout
             service.socket_read_timeout = timeout
-        capture = _Capture()
-        logger = logging.getLogger("apprise")
-        logger.addHandler(capture)
-        try:
-            sent = client.notify(title=event.title, body=event.text())
-        finally:
-            logger.removeHandler(capture)
-        if not sent:
+        result = client.notify(title=event.title, body=event.text(), timeout=timeout)
+        if not result:
+            said = [e.message for e in result.logs() if e.level in ("WARNING", "ERROR")]
             raise DeliveryError(
-                "apprise: " + ("; ".join(capture.lines[-2:]) or "the service refused the message"),
+                "apprise: " + ("; ".join(said[-2:]) or f"not sent ({result.status})"),
                 transient=True,
             )
 

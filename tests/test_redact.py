@@ -40,7 +40,11 @@ AWKWARD = [
 def encodings(secret: str) -> dict[str, str]:
     """The forms an output may carry a secret in (what the leak scans look for)."""
     raw = secret.encode()
+    json_form, repr_form = json.dumps(secret)[1:-1], repr(secret)[1:-1]
     return {
+        "json-in-repr": repr(json_form)[1:-1],
+        "json-in-json": json.dumps(json_form)[1:-1],
+        "repr-in-json": json.dumps(repr_form)[1:-1],
         "raw": secret,
         "base64": base64.b64encode(raw).decode(),
         "base64url": base64.urlsafe_b64encode(raw).decode(),

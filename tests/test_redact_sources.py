@@ -110,9 +110,9 @@ def spans_text(exporter: InMemorySpanExporter) -> str:
     parts = []
     for span in exporter.get_finished_spans():
         parts.append(span.name)
-        parts += [f"{k}={v}" for k, v in (span.attributes or {}).items()]
+        parts += [f"{k}={v!s}" for k, v in (span.attributes or {}).items()]
         for event in span.events:
-            parts += [event.name] + [f"{k}={v}" for k, v in (event.attributes or {}).items()]
+            parts += [event.name] + [f"{k}={v!s}" for k, v in (event.attributes or {}).items()]
     return "\n".join(parts)
 
 

@@ -27,8 +27,8 @@ class _SqlJournal(_SqlLeases):
     def create_run(self, *, plan: str, plan_digest: str, started_at: datetime) -> str:
         started = _utc(started_at, "started_at")
         run_id = uuid.uuid4().hex[:12]
+        self._check_journal(None)
         with self._transaction(f"create a run of {plan!r}") as cur:
-            self._check_journal(cur, None)
             self._insert_run(cur, run_id, plan, plan_digest, started)
         return run_id
 
@@ -42,8 +42,8 @@ class _SqlJournal(_SqlLeases):
         """
         at = _utc(event.at, "event.at")
         data = _encode_data(event.data)
+        self._check_journal(run_id)
         with self._transaction(f"append {event.kind!r} to run {run_id}") as cur:
-            self._check_journal(cur, run_id)
             self._check_fence(cur, run_id, fenced=fenced)
             return self._append_in(cur, run_id, event.kind, at, event.phase, event.checkpoint, data)
 
@@ -113,8 +113,8 @@ class _SqlJournal(_SqlLeases):
         return self._select_runs("", ())
 
     def set_status(self, run_id: str, status: str) -> None:
+        self._check_journal(run_id)
         with self._transaction(f"set the status of run {run_id}") as cur:
-            self._check_journal(cur, run_id)
             self._check_fence(cur, run_id, fenced=True)
             changed = self._execute(
                 cur, "UPDATE gatekeeper_runs SET status = ? WHERE run_id = ?", (status, run_id)
@@ -145,8 +145,8 @@ class _SqlJournal(_SqlLeases):
         started = _utc(started_at, "started_at")
 
         def attempt() -> Claim | _Refusal:
+            self._check_journal(None)
             with self._claiming(plan, f"claim a run of {plan!r}") as cur:
-                self._check_journal(cur, None)
                 got = self._claim_in(cur, plan, plan_digest, started, restart=restart)
             if isinstance(got, _Refusal):
                 return got

@@ -159,6 +159,7 @@ class _SqlLeases(_SqlBase):
         """
 
         def attempt() -> _RunLease | _Refusal:
+            self._check_journal(run_id)
             with self._transaction(f"acquire run {run_id}") as cur:
                 self._require_run(cur, run_id)
                 got = self._take_lease(cur, run_id)
@@ -218,8 +219,8 @@ class _SqlLeases(_SqlBase):
         return owner is not None and expires > now and not self._owner_is_dead(owner)
 
     def _renew_lease(self, lease: _RunLease) -> datetime:
+        self._check_journal(lease.run_id)
         with self._transaction(f"renew the lease on run {lease.run_id}") as cur:
-            self._check_journal(cur, lease.run_id)
             now = self._now(cur)
             owner, token, _ = self._lease_row(cur, lease.run_id, self._FOR_UPDATE)
             if owner != lease.owner or token != lease.token:
@@ -250,8 +251,8 @@ class _SqlLeases(_SqlBase):
 
     def _check_lease(self, lease: _RunLease) -> None:
         """``Lease.check``: one read; ``LeaseLost`` unless the lease is still ours."""
+        self._check_journal(lease.run_id)
         with self._peek(f"check the lease on run {lease.run_id}") as cur:
-            self._check_journal(cur, lease.run_id)
             owner, token, expires, now = self._lease_and_now(cur, lease.run_id)
         if owner != lease.owner or token != lease.token:
             raise _taken(lease, owner, token)

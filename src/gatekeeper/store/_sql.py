@@ -90,9 +90,9 @@ class _SqlBase:
     def _execute(self, cur: Any, sql: str, params: Sequence[Any] = ()) -> _Cursor:
         raise NotImplementedError
 
-    def _check_journal(self, cur: Any, run_id: str | None) -> None:
-        """Inside a write: ``StoreError`` if the journal itself was lost (SQLite: the file
-        vanished or was replaced); the PostgreSQL journal has no file to lose."""
+    def _check_journal(self, run_id: str | None) -> None:
+        """Before a write or a lease check: ``StoreError`` if the journal itself was lost
+        (SQLite: its file vanished, was replaced or emptied); PostgreSQL has no file."""
 
     def _db_now(self, cur: Any) -> datetime:
         return datetime.now(UTC)

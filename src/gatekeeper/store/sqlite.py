@@ -18,6 +18,7 @@ import os
 import socket
 import sqlite3
 import threading
+import urllib.parse
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -69,6 +70,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             expires_at TEXT NOT NULL
         )""",
     ),
+    (
+        # The journal's identity: a store checks it in every write transaction, so a
+        # file written over the journal in place is not taken for it.
+        "CREATE TABLE gatekeeper_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        "INSERT INTO gatekeeper_meta (key, value)"
+        " VALUES ('journal_id', lower(hex(randomblob(16))))",
+    ),
 )
 
 
@@ -102,15 +110,8 @@ class SQLiteStore(_SqlJournal):
         self._lock = threading.RLock()
         if not self.path.parent.is_dir():
             raise StoreError(f"{self.path}: cannot create the journal, no such directory")
-        try:
-            conn = sqlite3.connect(
-                self.path,
-                timeout=busy_timeout.total_seconds(),
-                isolation_level=None,
-                check_same_thread=False,
-            )
-        except sqlite3.Error as exc:
-            raise self._error(exc, "open the journal") from exc
+        self._refuse_empty()
+        conn = self._open()
         try:
             self._check_ours(conn)
             self._use_wal(conn)
@@ -119,9 +120,14 @@ class SQLiteStore(_SqlJournal):
             if max_pages is not None:
                 conn.execute(f"PRAGMA max_page_count = {int(max_pages)}")
             self._migrate(conn)
+            self._journal_id = _journal_id(conn)
+            self._identity = _identity(os.stat(self.path))
         except sqlite3.Error as exc:
             conn.close()
             raise self._error(exc, "open the journal") from exc
+        except FileNotFoundError:
+            conn.close()
+            raise StoreError(f"{self.path} vanished while it was being opened") from None
         except BaseException:
             conn.close()
             raise
@@ -151,6 +157,77 @@ class SQLiteStore(_SqlJournal):
             return int(cur.execute("PRAGMA user_version").fetchone()[0])
 
     # -- opening -------------------------------------------------------------------
+    def _refuse_empty(self) -> None:
+        """A 0-byte file is a lost journal, not a new one: a journal is never created
+        empty (see :meth:`_create`), so something truncated this one."""
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot open the journal: {exc}") from None
+        if size == 0:
+            raise StoreError(
+                f"{self.path} is empty (0 bytes): it is not a new journal, it may have been"
+                " truncated, and the runs it recorded are gone. Restore it from a backup, or"
+                " delete it deliberately to start over (a journal is created where none exists)"
+            )
+
+    def _open(self) -> sqlite3.Connection:
+        """Connect to the journal, creating it first (whole, atomically) if there is none.
+
+        The connection never creates the file itself (``mode=rw``): a journal that
+        vanishes between the check and the connection is an error, not a new journal.
+        """
+        uri = "file:" + urllib.parse.quote(str(self.path.absolute())) + "?mode=rw"
+        for _ in range(2):
+            if not self.path.exists():
+                self._create()
+            try:
+                return sqlite3.connect(
+                    uri,
+                    uri=True,
+                    timeout=self._busy.total_seconds(),
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+            except sqlite3.Error as exc:
+                if self.path.exists():
+                    raise self._error(exc, "open the journal") from exc
+        raise StoreError(f"{self.path}: cannot open the journal: it vanished as it was created")
+
+    def _create(self) -> None:
+        """Make a new journal beside the path, with its schema, then link it into place.
+
+        Another process never sees the journal at 0 bytes (so an empty file is always a
+        lost journal), and of two runners creating it at once, the first link wins and
+        both use that file.
+        """
+        temp = self.path.with_name(f"{self.path.name}-creating-{uuid.uuid4().hex[:8]}")
+        try:
+            conn = sqlite3.connect(temp, isolation_level=None)
+            try:
+                conn.execute("PRAGMA synchronous = FULL")
+                self._migrate(conn)
+            finally:
+                conn.close()
+            try:
+                os.link(temp, self.path)
+            except FileExistsError:
+                pass  # another runner created it a moment ago: use theirs
+            except OSError:  # a file system without hard links
+                if not self.path.exists():
+                    os.replace(temp, self.path)
+            _sync_directory(self.path.parent)
+        except sqlite3.Error as exc:
+            raise self._error(exc, "create the journal") from exc
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot create the journal: {exc}") from None
+        finally:
+            for leftover in (temp, temp.with_name(temp.name + "-journal")):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
+
     def _check_ours(self, conn: sqlite3.Connection) -> None:
         """Refuse a file that is not a gatekeeper journal, reading only."""
         app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
@@ -216,6 +293,7 @@ class SQLiteStore(_SqlJournal):
             except sqlite3.Error as exc:
                 raise self._error(exc, what) from exc
             try:
+                self._check_identity(conn)
                 yield conn.cursor()
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
@@ -231,6 +309,32 @@ class SQLiteStore(_SqlJournal):
     @property
     def _where(self) -> str:
         return str(self.path)
+
+    def _check_journal(self, run_id: str | None) -> None:
+        """One ``stat``: the journal file is still there, the same file, and not empty."""
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            raise self._lost("vanished", run_id, " (deleted or moved away)") from None
+        except OSError as exc:
+            raise self._lost(f"cannot be checked ({exc})", run_id) from None
+        if _identity(now) != self._identity:
+            raise self._lost("was replaced", run_id, " (another file is at its path now)")
+        if now.st_size == 0:
+            raise self._lost("is empty: it was truncated", run_id)
+
+    def _check_identity(self, conn: sqlite3.Connection) -> None:
+        """Inside a transaction: the file still holds this journal (one indexed read)."""
+        if _journal_id(conn) != self._journal_id:
+            raise self._lost("was overwritten by another journal", None)
+
+    def _lost(self, what: str, run_id: str | None, detail: str = "") -> StoreError:
+        during = f"run {run_id} was in progress" if run_id else "this store had it open"
+        return StoreError(
+            f"journal {self.path} {what} while {during}{detail}: stopping, traffic is left"
+            " as it is."
+            " Check the balancer by hand; restore the journal to resume the run"
+        )
 
     @contextlib.contextmanager
     def _read(self, what: str) -> Iterator[sqlite3.Cursor]:
@@ -285,6 +389,26 @@ class SQLiteStore(_SqlJournal):
         if code.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
             return StoreError(f"{self.path} is not a gatekeeper journal or is corrupted: {message}")
         return StoreError(f"{self.path}: cannot {what}: {message}")
+
+
+def _journal_id(conn: sqlite3.Connection) -> str | None:
+    row = conn.execute("SELECT value FROM gatekeeper_meta WHERE key = 'journal_id'").fetchone()
+    return None if row is None else str(row[0])
+
+
+def _identity(stat: os.stat_result) -> tuple[int, int]:
+    return stat.st_dev, stat.st_ino
+
+
+def _sync_directory(directory: Path) -> None:
+    """fsync a folder, so a file just linked into it survives a power loss (POSIX)."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

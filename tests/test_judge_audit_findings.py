@@ -229,3 +229,45 @@ def test_every_verdict_reports_the_alpha_spent_so_far() -> None:
     assert 0.005 == evidence["alpha_spent"]
     assert 0.01 == evidence["alpha_budget"]
     assert "α spent so far 0.5% of 1%" in result.explanation
+
+
+@given(
+    baseline_events=st.integers(min_value=0, max_value=500),
+    baseline_trials=st.integers(min_value=500, max_value=100_000),
+    looks=st.integers(min_value=1, max_value=5),
+    final=st.booleans(),
+    fail_only=st.booleans(),
+)
+@settings(max_examples=60, deadline=None)
+def test_no_canary_data_never_passes(
+    baseline_events: int, baseline_trials: int, looks: int, final: bool, fail_only: bool
+) -> None:
+    """Whatever the baseline shows, a canary with no samples at all is never PASS, at
+    any look, fail-only or not, by the counts, the bound and the means tests."""
+    counts: _judge.CountsState | None = None
+    for look in range(1, looks + 1):
+        counts, result = _judge.judge_counts(
+            counts,
+            0,
+            0,
+            baseline_events * look,
+            baseline_trials * look,
+            alpha=0.01,
+            final=final and look == looks,
+            fail_only=fail_only,
+        )
+        assert Outcome.PASS != result.outcome
+    _, bound = _judge.judge_bound(
+        None, 0, 0, bound=0.005, op="<", alpha=0.01, final=final, fail_only=fail_only
+    )
+    assert Outcome.PASS != bound.outcome
+    _, means = _judge.judge_means(
+        None,
+        _judge.Moments(),
+        _judge.Moments(n=baseline_trials, total=float(baseline_events)),
+        alpha=0.01,
+        bounds=(0.0, 1.0),
+        final=final,
+        fail_only=fail_only,
+    )
+    assert Outcome.PASS != means.outcome

@@ -34,6 +34,7 @@ from .._protocols import PluginContext
 from .._redact import MIN_SECRET_LENGTH, Redactor, clip
 from ..exceptions import ConfigError, TrafficError
 from . import check_share
+from ._watchdog import Watchdog
 from .command import PLACEHOLDERS, placeholder_values
 
 __all__ = ["HttpBackend", "create", "extract"]
@@ -158,7 +159,13 @@ class HttpBackend:
 
     def _http(self) -> httpx.Client:
         if self._client is None:
-            self._client = httpx.Client(timeout=httpx.Timeout(self.timeout))
+            # No kept-alive connections: each request opens its own, so the watchdog
+            # sees (and can cut) the socket of every request.
+            self._client = httpx.Client(
+                timeout=httpx.Timeout(self.timeout),
+                limits=httpx.Limits(max_keepalive_connections=0),
+                trust_env=False,
+            )
         return self._client
 
     def _request_headers(self, wanted: float | None) -> dict[str, str]:
@@ -198,7 +205,17 @@ class HttpBackend:
         client = self._http()
 
         def attempt() -> httpx.Response:
-            response = client.request(method, url, headers=headers, json=json_body)
+            with Watchdog(self.timeout) as dog:
+                try:
+                    response = client.request(
+                        method, url, headers=headers, json=json_body, extensions=dog.extensions
+                    )
+                except httpx.TransportError:
+                    if dog.fired:
+                        raise httpx.ReadTimeout(
+                            f"no whole answer within {self.timeout:g}s"
+                        ) from None
+                    raise
             if response.status_code in RETRY_STATUSES or response.status_code >= 500:
                 raise _RetryableStatusError(response)
             return response

@@ -55,17 +55,25 @@ async def claim(rollout: Rollout, phases: Sequence[Phase]) -> RunInfo | None:
                 return info
             return None  # phases it did not cover: a new run
         return info
-    unfinished = getattr(store, "unfinished_runs", None)
-    if rollout.resume and unfinished is not None:
-        runs = [r for r in unfinished(rollout.plan.name) if r.status != "restarted"]
-        if runs:
-            if rollout.restart:
-                _abandon(rollout, runs[-1], "restarted (--restart)")
-                return None
-            found: RunInfo = runs[-1]
-            rollout.lease.take(found.run_id)
-            return found
-    return None
+    # Stores without an atomic claim (the in-memory one): the same rules, unlocked.
+    runs = [r for r in store.runs() if r.plan == rollout.plan.name and r.status != "restarted"]
+    if not runs:
+        return None
+    latest: RunInfo = runs[-1]
+    if latest.status in FINISHED:
+        if rollout.restart:
+            return None
+        journal = replay(rollout.plan, latest.run_id, store.events(latest.run_id))
+        if set(names) <= set(journal.phases):
+            rollout.result = _reported(rollout, latest, journal)
+            rollout.reported = True
+            return latest
+        return None
+    if rollout.restart:
+        _abandon(rollout, latest, "restarted (--restart)")
+        return None
+    rollout.lease.take(latest.run_id)
+    return latest
 
 
 def _created(rollout: Rollout, info: RunInfo) -> RunInfo:

@@ -288,12 +288,15 @@ async def while_held(rollout: Rollout, state: PhaseState) -> Decision | None:
         return Decision(action=Action.HOLD, reason=f"held by {operator.held_by}: {how}")
     checkpoint = phase.checkpoints[-1]
     attempt = 1000
+    judge_at = rollout.clock.now() + phase.policy.recheck_interval
     while operator.holding():
-        await rollout.wait_until(rollout.clock.now() + phase.policy.recheck_interval)
-        if not operator.holding():
-            break
-        attempt += 1
+        slice_end = judge_at if rollout.poll is None else rollout.clock.now() + rollout.poll
+        await rollout.wait_until(min(judge_at, slice_end))
         now = rollout.clock.now()
+        if not operator.holding() or now < judge_at:
+            continue
+        judge_at = now + phase.policy.recheck_interval
+        attempt += 1
         result = await evaluate(rollout, state, checkpoint, now, attempt)
         if result.outcome is Outcome.FAIL:
             decision, state.policy = rollout.decide(

@@ -10,8 +10,8 @@ import importlib.util
 from collections.abc import Mapping
 from typing import Any
 
-from ._plugins import BackendRegistry, SourceRegistry
 from ._protocols import MetricSource, PluginContext, TrafficBackend
+from ._registry import BackendRegistry, SourceRegistry
 from .hookspecs import hookimpl
 
 _SOURCES = {

@@ -1,49 +1,36 @@
 """The pluggable parts. Each method may be ``def`` or ``async def``: the engine
-awaits coroutines and runs plain functions in a worker thread."""
+awaits coroutines and runs plain functions in a worker thread.
+
+Each plugin family owns its interface (``sources/base.py``, ``traffic/base.py``,
+``store/base.py``); they are re-exported here for the engine and for imports by
+path."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .sources.base import MetricSource
+from .traffic.base import TrafficBackend
+
+__all__ = [
+    "BackendFactory",
+    "Clock",
+    "Event",
+    "MetricSource",
+    "PluginContext",
+    "RunInfo",
+    "SourceFactory",
+    "Store",
+    "TrafficBackend",
+]
 
 import attrs
 
 if TYPE_CHECKING:
-    from ._model import Measurement, Query, Split
-
-
-@runtime_checkable
-class MetricSource(Protocol):
-    """Answers metric queries at a moment (the checkpoint's time).
-
-    A source never raises for "no data": it returns a :class:`Measurement` whose
-    ``reason`` says what went wrong. It may raise :class:`SourceError`; the engine
-    then records an INCONCLUSIVE verdict with the error as the reason.
-
-    Optional extras the engine uses when present:
-    ``query_range(query, *, step) -> Measurement`` (with ``series``),
-    ``validate_metric(text, options)`` (raise :class:`ConfigError` for a metric's bad
-    source-specific options; called when the plan's sources are built) and
-    ``close()`` / ``aclose()``.
-    """
-
-    def query(self, query: Query) -> Measurement | Awaitable[Measurement]: ...
-
-
-@runtime_checkable
-class TrafficBackend(Protocol):
-    """Moves traffic between the baseline and the canary.
-
-    ``set_split`` applies a canary share in [0, 100], reads it back from the
-    balancer and verifies it; it raises :class:`TrafficError` on a mismatch.
-    Setting the share it already has is a no-op.
-    """
-
-    def get_split(self) -> Split | Awaitable[Split]: ...
-
-    def set_split(self, canary_percent: float) -> Split | Awaitable[Split]: ...
+    pass
 
 
 class Clock(Protocol):

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from ._approval import ApprovalAnswer
     from ._model import Decision, GateResult, Phase, RunResult, Split
-    from ._plugins import BackendRegistry, RunInfoView, SourceRegistry
+    from ._registry import BackendRegistry, RunInfoView, SourceRegistry
 
 hookspec = pluggy.HookspecMarker("gatekeeper")
 hookimpl = pluggy.HookimplMarker("gatekeeper")

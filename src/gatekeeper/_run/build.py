@@ -12,6 +12,7 @@ from .._planfile import plan_error
 from .._plugins import Plugins
 from .._protocols import MetricSource, PluginContext, Store, TrafficBackend
 from ..exceptions import ConfigError
+from ..sources.base import MetricValidator
 
 __all__ = [
     "build_sources",
@@ -56,11 +57,11 @@ def build_sources(plan: Plan, plugins: Plugins, context: PluginContext) -> dict[
             raise _config_error(plan, key, exc) from None
     # A source may check its metrics' own options now, not at the ramp's third hour.
     for name, metric in plan.metrics.items():
-        validator = getattr(built[metric.source], "validate_metric", None)
-        if validator is None:
+        source = built[metric.source]
+        if not isinstance(source, MetricValidator):
             continue
         try:
-            validator(metric.query or "", metric.options)
+            source.validate_metric(metric.query or "", metric.options)
         except ConfigError as exc:
             raise _config_error(plan, ("metrics", name), exc) from None
     return built

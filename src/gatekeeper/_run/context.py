@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 
 from .._model import CheckpointResult, Decision, Phase, Plan
-from .._plugins import RunInfoView
+from .._registry import RunInfoView
 from .._policy import PolicyState
 from .._protocols import Clock, Event, Store
 from ..exceptions import GatekeeperError

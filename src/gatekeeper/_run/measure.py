@@ -14,8 +14,8 @@ from typing import Any
 import attrs
 
 from .._model import Kind, Measurement, Metric, Phase, Plan, Query, Reference
-from .._protocols import MetricSource
 from .._units import format_duration
+from ..sources.base import MetricSource, RangeSource
 from .calls import call
 
 __all__ = ["DEFAULT_CHECK_WINDOW", "Measurer", "Need", "failed", "ratio"]
@@ -61,8 +61,8 @@ class Measurer:
             add(metric, "canary")
             if criterion.reference is Reference.BASELINE:
                 add(metric, "baseline")
-            if criterion.kind is Kind.STABLE and hasattr(
-                self.sources[metric.source], "query_range"
+            if criterion.kind is Kind.STABLE and isinstance(
+                self.sources[metric.source], RangeSource
             ):
                 add(metric, "canary", criterion.window or since_start)
         return list(needs.values())
@@ -120,10 +120,10 @@ class Measurer:
         ):
             try:
                 if need.window is not None:
-                    # An optional extra of MetricSource, present when needs() asked for it.
-                    ranged: Any = getattr(source, "query_range")  # noqa: B009
+                    assert isinstance(source, RangeSource)  # needs() asked only such
                     step = max(need.window / 60, timedelta(seconds=1))
-                    coro = call(lambda q: ranged(q, step=step), query)
+                    ranged = source
+                    coro = call(lambda q: ranged.query_range(q, step=step), query)
                 else:
                     coro = call(source.query, query)
                 measurement: object = await asyncio.wait_for(coro, timeout)

@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from gatekeeper._model import Measurement, Query
 from gatekeeper._protocols import PluginContext
-from gatekeeper.exceptions import TrafficError
+from gatekeeper.exceptions import ConfigError, TrafficError
 from gatekeeper.sources import alertmanager, httpjson, prometheus
 from gatekeeper.traffic import command, http
 from test_redact import encodings
@@ -223,3 +223,17 @@ def test_command_backend_masks_its_secrets(tmp_path: Path, token: str, code: int
     with pytest.raises(TrafficError) as info:
         backend.get_split()
     assert [] == leaks(str(info.value), [token])
+
+
+@pytest.mark.parametrize("header", ["Authorization", "cookie", "X-Api-Key"])
+def test_credential_headers_are_refused_in_plain_headers(header: str) -> None:
+    """A credential header written into the plan's ``headers`` is refused at load,
+    naming the key and never echoing the value; ``headers_env`` is the way."""
+    with pytest.raises(ConfigError, match="headers_env") as info:
+        prometheus.create(
+            "p",
+            {"url": "http://127.0.0.1:9", "headers": {header: "Bearer in-the-plan-1234"}},
+            PluginContext(base_dir=Path(), env={}),
+        )
+    assert f"headers.{header}" == info.value.key
+    assert "in-the-plan-1234" not in str(info.value)

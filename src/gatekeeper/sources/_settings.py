@@ -13,7 +13,12 @@ from .._options import Options
 from ..exceptions import ConfigError
 from ._retry import RetryPolicy
 
-__all__ = ["HttpSettings", "check_url", "http_settings"]
+__all__ = ["SECRET_HEADERS", "HttpSettings", "check_url", "http_settings"]
+
+#: Headers whose value is a credential: refused in plain ``headers``.
+SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token", "api-key"}
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -83,8 +88,17 @@ def http_settings(opts: Options, *, url_required: bool = True) -> HttpSettings:
     )
     headers = opts.table("headers")
     for name, value in headers.items():
+        if str(name).lower() in SECRET_HEADERS:
+            # the value would sit in the plan and in every copy of it: say where it goes
+            raise ConfigError(
+                "secrets do not belong in the plan: use headers_env (header name → the "
+                "NAME of an environment variable), bearer_token_env or basic_auth",
+                key=f"headers.{name}",
+            )
         if not isinstance(value, str):
-            raise ConfigError(f"expected a string, got {value!r}", key=f"headers.{name}")
+            raise ConfigError(
+                f"expected a string, got {type(value).__name__}", key=f"headers.{name}"
+            )
     secret_headers = {
         name: _env_name(value, f"headers_env.{name}")
         for name, value in opts.table("headers_env").items()

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -252,4 +253,33 @@ def test_registry_names_the_options_sources_and_backends_read() -> None:
     """Every ``*_env`` option the built-in sources and backends read is registered."""
     assert {"bearer_token_env", "headers_env", "basic_auth", "password_env"} <= set(
         SECRET_OPTION_KEYS
+    )
+
+
+def test_secrets_of_walks_every_table_of_the_plan(tmp_path: Path) -> None:
+    """Secret-naming keys anywhere in the plan count: notification channels (a
+    webhook URL that is a secret as a whole, an SMTP password) and a command
+    backend's ``secrets_env``."""
+
+    path = tmp_path / "gates.toml"
+    path.write_text(PLAN)
+    plan = attrs.evolve(
+        load_plan(path),
+        notify={
+            "ops": {"type": "slack", "url_env": "SLACK_URL"},
+            "mail": {"type": "email", "username_env": "SMTP_USER", "password_env": "SMTP_PASS"},
+        },
+    )
+    plan = attrs.evolve(
+        plan,
+        traffic=attrs.evolve(plan.traffic, options={"type": "command", "secrets_env": ["KUBE"]}),
+    )
+    env = {
+        "SLACK_URL": "https://hooks.example/T000/B000/XXXX",
+        "SMTP_USER": "mailer",
+        "SMTP_PASS": "smtp-pass-1",
+        "KUBE": "kube-token-2",
+    }
+    assert {"https://hooks.example/T000/B000/XXXX", "smtp-pass-1", "kube-token-2"} <= set(
+        secrets_of(plan, env)
     )

@@ -268,7 +268,7 @@ def test_200_simultaneous_claims_make_one_run_with_one_driver(journal: Path) -> 
     SQLiteStore(journal).close()  # the schema exists; the race is about runs
     racers = [
         subprocess.Popen(
-            [sys.executable, "-c", RACER, str(journal), str(threads), "0.3"],
+            [sys.executable, "-c", RACER, str(journal), str(threads), "0.05"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

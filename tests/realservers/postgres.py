@@ -112,7 +112,7 @@ def running_postgres(*, fsync: bool = False) -> Iterator[PostgresServer]:
         )
         options = (
             f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={data_dir}"
-            f" -c fsync={'on' if fsync else 'off'} -c max_connections=50"
+            f" -c fsync={'on' if fsync else 'off'} -c max_connections=250"
         )
         _as_postgres(
             pg_ctl, "-D", str(data_dir), "-l", str(root / "log"), "-o", options, "-w", "start"

@@ -162,8 +162,18 @@ class _SqlJournal(_SqlLeases):
     def _claim_in(
         self, cur: Any, plan: str, plan_digest: str, started: datetime, *, restart: bool
     ) -> tuple[Claim, str | None] | _Refusal:
-        """The claim's decision, inside its transaction: the claim and the run it replaced."""
+        """The claim's decision, inside its transaction: the claim and the run it replaced.
+
+        The latest run is read again once its lease row is locked: a runner changes a
+        run's status while holding (``FOR SHARE``) that row, so the status read after the
+        lock is the one its last holder left (PostgreSQL reads each statement's snapshot).
+        """
+        locked: str | None = None
         latest = self._latest_claimable(cur, plan)
+        while latest is not None and latest.run_id != locked:
+            locked = latest.run_id
+            self._lock_lease(cur, locked)
+            latest = self._latest_claimable(cur, plan)
         replaced: str | None = None
         if latest is not None and latest.status not in FINISHED_STATUSES:
             if not restart:

@@ -169,16 +169,21 @@ class _SqlLeases(_SqlBase):
 
         return _wait_for(attempt, wait=wait)
 
-    def _take_lease(self, cur: Any, run_id: str) -> _RunLease | _Refusal:
-        """Inside a transaction: the lease on ``run_id`` for this store, unless another
-        live runner holds it. The caller puts it in the book once committed."""
-        now = self._now(cur)
+    def _lock_lease(self, cur: Any, run_id: str) -> None:
+        """Inside a transaction: lock ``run_id``'s lease row (made if missing)."""
         self._execute(
             cur,
             "INSERT INTO gatekeeper_leases (run_id, owner, token, expires_at)"
             " VALUES (?, NULL, 0, ?) ON CONFLICT (run_id) DO NOTHING",
             (run_id, self._ts_in(_EPOCH)),
         )
+        self._lease_row(cur, run_id, self._FOR_UPDATE)
+
+    def _take_lease(self, cur: Any, run_id: str) -> _RunLease | _Refusal:
+        """Inside a transaction: the lease on ``run_id`` for this store, unless another
+        live runner holds it. The caller puts it in the book once committed."""
+        now = self._now(cur)
+        self._lock_lease(cur, run_id)
         owner, token, expires = self._lease_row(cur, run_id, self._FOR_UPDATE)
         held = self._book.get(run_id)
         ours = held is not None and owner == self.owner and token == held.token

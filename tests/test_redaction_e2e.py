@@ -283,6 +283,8 @@ def test_postgres_journal_holds_no_secret(
         for enc, form in encodings(secret).items()
         if form and form in text
     ]
+    checks = len(scan.outputs) * len(planted) * len(encodings(planted[0]))
+    print(f"e2e postgres: {checks} checks, {len(found)} leaks")
     assert [] == found
 
 
@@ -315,6 +317,34 @@ def test_spans_hold_no_secret(
     scan = Scan()
     scan.add("spans", spans_text(exporter))
     scan.add("exception", error)
-    if traffic == "file":  # the sources were queried: their spans are there
+    if traffic == "file":  # the run's own spans are there
         assert exporter.get_finished_spans(), error
+    print(f"e2e spans {traffic}: {scan.checked()} checks, {len(scan.leaks())} leaks")
     assert [] == scan.leaks()
+
+
+@pytest.mark.xfail(reason="needs the engine wiring of the redactor", strict=True)
+def test_source_spans_reach_the_injected_provider_masked(
+    echoes: tuple[EchoServer, EchoServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sources' own spans (``gatekeeper.source.query`` with ``gatekeeper.problem``,
+    the echoed error, masked) reach the provider the run was given. Today the engine
+    builds sources without it (a factory gets only ``PluginContext``), so they go to
+    the global provider and this scan cannot see them: the lead's wiring passes the
+    run's ``tracer_provider`` (and its redactor) through the context."""
+    _env(monkeypatch)
+    prom, other = echoes
+    plan = gatekeeper.load_plan(
+        _plan(tmp_path, prom.url, other.url, _traffic("file", tmp_path, other.url))
+    )
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    gatekeeper.Rollout(plan, store=str(tmp_path / "s.sqlite3"), tracer_provider=provider).run_sync()
+    text = spans_text(exporter)
+    scan = Scan()
+    scan.add("spans", text)
+    assert [] == scan.leaks()
+    assert "gatekeeper.source.query" in text
+    assert "gatekeeper.problem=" in text
+    assert "***" in text

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -102,6 +103,25 @@ def _parser() -> argparse.ArgumentParser:
     _plan_option(p)
     p.add_argument("--json", action="store_true", help="one JSON object per event")
 
+    _operator_commands(commands)
+
+    p = commands.add_parser(
+        "report", help="a run's report: one self-contained HTML file and/or Markdown"
+    )
+    p.add_argument("run")
+    p.add_argument("--html", type=Path, help="write the HTML report here")
+    p.add_argument("--markdown", type=Path, help="write the Markdown report here")
+    _plan_option(p)
+
+    p = commands.add_parser("check", help="judge one phase's gate once, now; change nothing")
+    p.add_argument("plan", type=Path)
+    p.add_argument("--phase", required=True)
+    p.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    return parser
+
+
+def _operator_commands(commands: Any) -> None:
+    """What a person asks of a run: through its journal, live or not."""
     for name, verb in (("approve", "give"), ("reject", "refuse")):
         p = commands.add_parser(name, help=f"{verb} a phase's go/no-go, recorded in the journal")
         p.add_argument("run")
@@ -132,12 +152,6 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--by", required=True, help="who decides (recorded)")
         p.add_argument("--reason", default="", help="why (recorded)")
         _plan_option(p)
-
-    p = commands.add_parser("check", help="judge one phase's gate once, now; change nothing")
-    p.add_argument("plan", type=Path)
-    p.add_argument("--phase", required=True)
-    p.add_argument("--json", action="store_true", help="print the verdicts as JSON")
-    return parser
 
 
 def _store_option(p: argparse.ArgumentParser) -> None:
@@ -195,7 +209,16 @@ def _main(argv: Sequence[str] | None, out: TextIO | None) -> int:
             return _run(args, out)
         if args.command == "check":
             return _check(args, out)
-        if args.command in ("status", "history", "approve", "reject", "rollback", "hold", "resume"):
+        if args.command in (
+            "status",
+            "history",
+            "approve",
+            "reject",
+            "rollback",
+            "hold",
+            "resume",
+            "report",
+        ):
             return _journal_command(args, out)
     except PlanError as exc:
         print(f"gatekeeper: {exc}", file=sys.stderr)
@@ -300,7 +323,21 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         _close(store)
     if rollout.reported:
         print(f"gatekeeper: {result.reason}", file=out)
+    elif os.environ.get("GITHUB_STEP_SUMMARY") and result.run_id:
+        _step_summary(plan, args.store, result.run_id)
     return result.exit_code
+
+
+def _step_summary(plan: Plan, target: str | None, run_id: str) -> None:
+    """In GitHub Actions, the run's Markdown summary on the job's page."""
+    from ._runreport import github_step_summary, render_markdown  # noqa: PLC0415
+
+    store = open_plan_store(plan, target)
+    try:
+        info = find_run(store, run_id)
+        github_step_summary(render_markdown(info, store.events(run_id)))
+    finally:
+        _close(store)
 
 
 def _close(store: Any) -> None:
@@ -321,6 +358,8 @@ def _journal_command(args: argparse.Namespace, out: TextIO) -> int:
                 print("\n".join(describe_run(info, store.events(info.run_id))), file=out)
             return 0
         info = find_run(store, args.run)
+        if args.command == "report":
+            return _report(args, store, info, out)
         if args.command == "history":
             for event in store.events(info.run_id):
                 if args.json:
@@ -351,6 +390,18 @@ def _journal_command(args: argparse.Namespace, out: TextIO) -> int:
         return operate.rollback(store, plan, info, by=args.by, reason=args.reason, out=out)
     finally:
         _close(store)
+
+
+def _report(args: argparse.Namespace, store: Any, info: Any, out: TextIO) -> int:
+    from ._runreport import write_reports  # noqa: PLC0415 - only this command renders
+
+    if args.html is None and args.markdown is None:
+        raise PlanError("gatekeeper report: name --html FILE and/or --markdown FILE")
+    for path in write_reports(
+        info, store.events(info.run_id), html=args.html, markdown=args.markdown
+    ):
+        print(f"run {info.run_id}: report written to {path}", file=out)
+    return 0
 
 
 def _event_json(event: Event) -> dict[str, Any]:

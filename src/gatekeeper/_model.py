@@ -314,6 +314,8 @@ class Plan:
     variants: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
     args: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
     description: str = ""
+    # [notify.NAME] tables as written (validated by the loader; secrets by env name).
+    notify: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
     path: str | None = attrs.field(default=None, eq=False)
     digest: str = attrs.field(default="", eq=False)
 

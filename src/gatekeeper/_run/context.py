@@ -14,9 +14,9 @@ from typing import Any
 import attrs
 
 from .._model import CheckpointResult, Decision, Phase, Plan
-from .._registry import RunInfoView
 from .._policy import PolicyState
 from .._protocols import Clock, Event, Store
+from .._registry import RunInfoView
 from ..exceptions import GatekeeperError
 from .events import OPERATOR_KINDS, EventKind
 from .lease import LeaseKeeper

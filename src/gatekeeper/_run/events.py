@@ -65,6 +65,8 @@ class EventKind(StrEnum):
     OPERATOR_APPLIED = "operator_applied"
     # an observer (hook, reporter, notifier) failed; the decision stood
     OBSERVER_FAILED = "observer_failed"
+    # one delivery attempt of a notification (delivered or not, and why)
+    NOTIFICATION = "notification"
 
 
 #: Written by a person's command into a run another process may be driving: these

@@ -15,6 +15,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import pluggy
+
+from .. import hookspecs
 from .._plugins import Plugins
 
 __all__ = ["OBSERVER_TIMEOUT", "Observers"]
@@ -44,6 +47,9 @@ class Observers:
         on_failure: Failure | None = None,
     ) -> None:
         self.plugins = plugins
+        # Observers of this run only (its notifications), beside the process's plugins.
+        self.local = pluggy.PluginManager("gatekeeper")
+        self.local.add_hookspecs(hookspecs)
         self.threaded = threaded
         self.timeout = timeout
         self.on_failure = on_failure
@@ -52,8 +58,12 @@ class Observers:
     async def emit(self, event: str, **kwargs: Any) -> None:
         """Tell every implementation of ``gatekeeper_<event>``, newest plugin first
         (pluggy's order). Never raises."""
-        hook = getattr(self.plugins.pm.hook, f"gatekeeper_{event}")
-        for impl in reversed(hook.get_hookimpls()):
+        name = f"gatekeeper_{event}"
+        impls = [
+            *reversed(getattr(self.plugins.pm.hook, name).get_hookimpls()),
+            *reversed(getattr(self.local.hook, name).get_hookimpls()),
+        ]
+        for impl in impls:
             if impl.hookwrapper or impl.wrapper:
                 continue  # event hooks have nothing to wrap
             args = {name: kwargs[name] for name in impl.argnames if name in kwargs}

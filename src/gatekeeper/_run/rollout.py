@@ -136,6 +136,13 @@ class Rollout:
             redact=redact,
         )
         self.observers.on_failure = self.ctx.observer_failed
+        self.notifications: Any = None
+        if plan.notify:
+            from .notifications import Notifications  # noqa: PLC0415 - only plans that notify
+
+            self.notifications = Notifications(plan, context.env, redact=_text(redact))
+            self.notifications.journal = self._notified
+            self.observers.local.register(self.notifications, name="notifications")
         self.traffic = TrafficControl(self.ctx, traffic)
         self.measurer = Measurer(
             plan=plan, sources=sources, timeout=query_timeout, deadlines=real, span=self.ctx.span
@@ -419,6 +426,7 @@ class Rollout:
         A rollback that was not confirmed is never reported as "rolled back"."""
         if self.result is not None:
             return self.result
+        reason = str(self.ctx.redact(reason))  # error text may quote a server's answer
         if outcome is RunOutcome.ROLLED_BACK and self.traffic.backend is not None:
             confirmed = self.confirmed
             if confirmed is None or confirmed.canary != 0:
@@ -484,8 +492,16 @@ class Rollout:
         )
         return self.result
 
+    def _notified(self, attempt: Mapping[str, Any]) -> None:
+        """A notification attempt (from a delivery thread), journaled."""
+        if self.run_id:
+            self.ctx.journal(EventKind.NOTIFICATION, data=attempt)
+
     async def aclose(self) -> None:
         """Close what this rollout built (sources' HTTP clients and the like)."""
+        if self.notifications is not None:
+            notifications, self.notifications = self.notifications, None
+            await asyncio.to_thread(notifications.close)  # bounded; before the lease goes
         self.lease.release()
         owned, self._owned = self._owned, []
         for thing in owned:
@@ -531,3 +547,12 @@ def _redactor(plan: Plan, env: Mapping[str, str]) -> Any:
 
 def _same(value: Any) -> Any:
     return value
+
+
+def _text(redact: Any) -> Any:
+    """The redactor as ``str -> str`` (it takes any JSON-able value)."""
+
+    def text(value: str) -> str:
+        return str(redact(value))
+
+    return text

@@ -237,3 +237,23 @@ def test_credential_headers_are_refused_in_plain_headers(header: str) -> None:
         )
     assert f"headers.{header}" == info.value.key
     assert "in-the-plan-1234" not in str(info.value)
+
+
+@pytest.mark.parametrize(("token", "why"), [("abc", "too short"), ("new\nline-tok", "header")])
+def test_unmaskable_or_unsendable_tokens_are_not_sent(
+    echo: EchoServer, token: str, why: str
+) -> None:
+    """A 3-character token (masking it would mask ordinary text) or one a header
+    cannot carry: no request at all, the reason names the variable, not the value."""
+    source = prometheus.create(
+        "p",
+        {"url": echo.url, "bearer_token_env": "TOKEN", "attempts": 3},
+        PluginContext(base_dir=Path(), env={"TOKEN": token}),
+    )
+    result = measure(source, query())
+    assert result.value is None
+    assert result.reason is not None
+    assert "TOKEN" in result.reason
+    assert why in result.reason
+    assert token not in result.reason
+    assert 0 == result.retries

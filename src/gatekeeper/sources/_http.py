@@ -175,7 +175,8 @@ class ResilientHttp:
 
     def missing_secret(self) -> str | None:
         """Why a configured secret cannot be sent, if one cannot: its variable is not
-        set, or holds fewer than 4 characters (too short to be masked in output)."""
+        set, holds fewer than 4 characters (too short to be masked in output), or
+        holds what a header cannot carry."""
         for name in self._secret_names():
             value = self._env.get(name)
             if not value:
@@ -184,6 +185,15 @@ class ResilientHttp:
                 return (
                     f"environment variable {name} holds {len(value)} character(s), too short "
                     f"to be masked in output (at least {MIN_SECRET_LENGTH}): not sent"
+                )
+            in_header = name == self.settings.bearer_token_env or (
+                name in self.settings.secret_headers_env.values()
+            )
+            if in_header and not (value.isascii() and value.isprintable()):
+                # httpx would refuse it and quote it in its error: refuse it first
+                return (
+                    f"environment variable {name} holds characters an HTTP header cannot "
+                    "carry (non-ASCII or control characters such as a newline): not sent"
                 )
         return None
 

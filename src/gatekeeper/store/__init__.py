@@ -6,6 +6,10 @@ committed (fsync'd) transaction, ``seq`` 1, 2, 3 ... per run without gaps. Both 
 hand out a :class:`Lease` per run, so exactly one runner drives a run at a time: the
 store remembers the lease it holds for a run and checks its fencing token inside every
 append's transaction, so a runner that lost its lease can no longer write.
+:meth:`~LeasingStore.claim_run` finds or makes a plan's run and leases it in one
+transaction (one driver per run); ``append(..., fenced=False)`` is the operator channel
+into a run another runner drives; :meth:`Lease.check` is the check before a balancer
+write. The family's interface is in :mod:`gatekeeper.store.base`.
 
 :func:`open_store` picks the store from a path or URL; ``psycopg`` is imported only
 for a PostgreSQL URL. See ``docs/stores.md``.

@@ -257,3 +257,20 @@ def test_unmaskable_or_unsendable_tokens_are_not_sent(
     assert why in result.reason
     assert token not in result.reason
     assert 0 == result.retries
+
+
+def test_echoed_plan_values_are_cut_short() -> None:
+    """A megabyte value in a plan option is named in the error, not echoed whole."""
+    huge = "x" * 1_000_000
+    context = PluginContext(base_dir=Path(), env={})
+    with pytest.raises(ConfigError) as info:
+        prometheus.create("p", {"url": "http://127.0.0.1:9"}, context).validate_metric(
+            "up", {"pick": huge}
+        )
+    assert len(str(info.value)) < 300
+    with pytest.raises(ConfigError) as info:
+        http.create({"url": "http://127.0.0.1:9/s", "method": huge}, context)
+    assert len(str(info.value)) < 300
+    with pytest.raises(ConfigError) as info:
+        command.create({"set": [huge + "{nope}"], "get": ["x"]}, context)
+    assert len(str(info.value)) < 300

@@ -43,6 +43,7 @@ __all__ = [
     "clip",
     "secret_forms",
     "secrets_of",
+    "shown",
 ]
 
 MASK = "***"
@@ -210,6 +211,12 @@ class Redactor:
         if isinstance(obj, set | frozenset):
             return type(obj)(self.redact_data(v, _depth=depth) for v in obj)
         return obj
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for echoing what a plan or a
+    server gave in a message (a megabyte value must not become a megabyte error)."""
+    return clip(repr(value), limit)
 
 
 def clip(text: str, limit: int = 200) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from .._redact import shown
 from ._regex import escape_regex, regex_matcher_before
 
 __all__ = ["escape_promql_string", "render_promql", "unescape_promql_string"]
@@ -100,7 +101,7 @@ def render_promql(template: str, values: Mapping[str, str]) -> str:
             else:
                 raise ValueError(
                     f"{{{{{name}}}}} stands outside a quoted string, so its value must be a "
-                    f"plain name, number or duration; got {value!r}"
+                    f"plain name, number or duration; got {shown(value)}"
                 )
             i = match.end()
             continue

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from .._options import Options
+from .._redact import shown
 from ..exceptions import ConfigError
 from ._retry import RetryPolicy
 
@@ -60,7 +61,7 @@ def check_url(url: str, *, key: str) -> None:
             "credentials do not belong in the URL: use basic_auth or bearer_token_env", key=key
         )
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"expected an http:// or https:// URL, got {url!r}", key=key)
+        raise ConfigError(f"expected an http:// or https:// URL, got {shown(url)}", key=key)
 
 
 def http_settings(opts: Options, *, url_required: bool = True) -> HttpSettings:

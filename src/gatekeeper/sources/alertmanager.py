@@ -21,7 +21,7 @@ import httpx
 from .._model import Measurement, Query
 from .._options import Options
 from .._protocols import PluginContext
-from .._redact import Redactor
+from .._redact import Redactor, shown
 from .._template import render
 from .._units import format_duration, parse_duration
 from ..exceptions import ConfigError
@@ -133,7 +133,7 @@ def _option_matchers(raw: Any) -> tuple[Matcher, ...]:
         found: list[Matcher] = []
         for index, item in enumerate(raw):
             if not isinstance(item, str):
-                raise ConfigError(f"expected a string, got {item!r}", key=f"matchers[{index}]")
+                raise ConfigError(f"expected a string, got {shown(item)}", key=f"matchers[{index}]")
             try:
                 found.extend(parse_matchers(item))
             except ValueError as exc:

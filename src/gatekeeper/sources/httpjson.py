@@ -30,7 +30,7 @@ import httpx
 from .._model import Measurement, Query
 from .._options import Options
 from .._protocols import PluginContext
-from .._redact import Redactor
+from .._redact import Redactor, shown
 from .._template import render
 from ..exceptions import ConfigError
 from ._http import (
@@ -75,7 +75,7 @@ class JsonPath:
                 pos += 1
             match = _STEP.match(raw, pos)
             if match is None or match.end() == pos:
-                raise ValueError(f"bad JSON path {text!r} at {raw[pos:]!r}")
+                raise ValueError(f"bad JSON path {shown(text)} at {shown(raw[pos:])}")
             if match.group("name") is not None:
                 steps.append(match.group("name"))
             elif match.group("index") is not None:
@@ -85,7 +85,7 @@ class JsonPath:
                 steps.append(re.sub(r"\\(.)", r"\1", quoted))
             pos = match.end()
         if not steps:
-            raise ValueError(f"empty JSON path {text!r}: name at least one key or index")
+            raise ValueError(f"empty JSON path {shown(text)}: name at least one key or index")
         return cls(text, tuple(steps))
 
     def find(self, document: Any) -> Any:
@@ -104,7 +104,7 @@ class JsonPath:
                 if not isinstance(current, dict):
                     raise LookupError(f"{walked} is not an object")
                 if step not in current:
-                    raise LookupError(f"{walked} has no key {step!r}")
+                    raise LookupError(f"{walked} has no key {shown(step)}")
                 current = current[step]
                 walked += f".{step}"
         return current
@@ -202,7 +202,7 @@ class HttpJsonSource(HttpSource):
         url_override = opts.text("url")
         opts.done()
         if method not in METHODS:
-            raise ConfigError(f"expected GET or POST, got {method!r}", key="method")
+            raise ConfigError(f"expected GET or POST, got {shown(method)}", key="method")
         if raw_path is None and self.path is None:
             raise ConfigError("missing required option (a JSON path like $.data.value)", key="path")
         try:
@@ -307,7 +307,7 @@ def create(
     settings = http_settings(opts, url_required=False)
     method = (opts.text("method") or "GET").upper()
     if method not in METHODS:
-        raise ConfigError(f"expected GET or POST, got {method!r}", key="method")
+        raise ConfigError(f"expected GET or POST, got {shown(method)}", key="method")
     body = opts.raw("body")
     if body is not None and not isinstance(body, dict | list):
         raise ConfigError("expected a table or a list (sent as JSON)", key="body")

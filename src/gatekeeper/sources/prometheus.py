@@ -21,7 +21,7 @@ import httpx
 from .._model import Measurement, Query
 from .._options import Options
 from .._protocols import PluginContext
-from .._redact import Redactor
+from .._redact import Redactor, shown
 from .._template import render
 from .._units import parse_duration
 from ..exceptions import ConfigError
@@ -60,7 +60,7 @@ METRIC_OPTIONS = ("pick", "step")
 def _parse_sample(raw: Any) -> float:
     """A sample value: Prometheus sends strings, including "NaN", "+Inf", "-Inf"."""
     if not isinstance(raw, str):
-        raise TypeError(f"sample value is not a string: {raw!r}")
+        raise TypeError(f"sample value is not a string: {shown(raw)}")
     return float(raw)
 
 
@@ -79,7 +79,8 @@ class _Pick:
         if isinstance(raw, str):
             if raw not in _AGGREGATIONS:
                 raise ConfigError(
-                    f"expected a label table or one of {', '.join(_AGGREGATIONS)}, got {raw!r}",
+                    f"expected a label table or one of {', '.join(_AGGREGATIONS)}, "
+                    f"got {shown(raw)}",
                     key="pick",
                 )
             self.aggregation = raw
@@ -92,7 +93,7 @@ class _Pick:
         else:
             raise ConfigError(
                 "expected a table of label = value (templates allowed) or an aggregation "
-                f"({', '.join(_AGGREGATIONS)}), got {raw!r}",
+                f"({', '.join(_AGGREGATIONS)}), got {shown(raw)}",
                 key="pick",
             )
 

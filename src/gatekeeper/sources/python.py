@@ -21,6 +21,7 @@ from typing import Any
 from .._model import Measurement, Query
 from .._options import Options
 from .._protocols import PluginContext
+from .._redact import shown
 from ..exceptions import ConfigError
 
 __all__ = ["PythonSource", "create"]
@@ -30,19 +31,21 @@ def resolve(path: str) -> Callable[..., Any]:
     """``"package.module:attribute"`` → the object; a :class:`ConfigError` otherwise."""
     module_name, sep, attribute = path.partition(":")
     if not sep or not module_name or not attribute:
-        raise ConfigError(f"expected 'package.module:function', got {path!r}", key="callable")
+        raise ConfigError(f"expected 'package.module:function', got {shown(path)}", key="callable")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigError(f"cannot import {module_name!r}: {exc}", key="callable") from None
+        raise ConfigError(f"cannot import {shown(module_name)}: {exc}", key="callable") from None
     target: Any = module
     for part in attribute.split("."):
         try:
             target = getattr(target, part)
         except AttributeError:
-            raise ConfigError(f"{module_name!r} has no {attribute!r}", key="callable") from None
+            raise ConfigError(
+                f"{shown(module_name)} has no {shown(attribute)}", key="callable"
+            ) from None
     if not callable(target):
-        raise ConfigError(f"{path!r} is not callable", key="callable")
+        raise ConfigError(f"{shown(path)} is not callable", key="callable")
     func: Callable[..., Any] = target
     return func
 

@@ -22,6 +22,7 @@ from .._model import Measurement, Query
 from .._options import Options
 from .._protocols import PluginContext
 from .._recording import Recording
+from .._redact import shown
 from ..exceptions import ConfigError, PlanError
 
 __all__ = ["ReplaySource", "create"]
@@ -112,6 +113,6 @@ def create(name: str, options: Mapping[str, Any], context: PluginContext) -> Rep
             origin = datetime.fromisoformat(origin_text.replace("Z", "+00:00"))
         except ValueError:
             raise ConfigError(
-                f"expected an ISO 8601 time, got {origin_text!r}", key="origin"
+                f"expected an ISO 8601 time, got {shown(origin_text)}", key="origin"
             ) from None
     return ReplaySource(name, recording, origin)

@@ -15,6 +15,7 @@ from typing import Any
 from .._model import Measurement, Query
 from .._options import Options
 from .._protocols import PluginContext
+from .._redact import shown
 from ..exceptions import ConfigError
 
 __all__ = ["StaticSource", "create"]
@@ -58,7 +59,7 @@ def create(name: str, options: Mapping[str, Any], context: PluginContext) -> Sta
         for variant, number in items:
             if isinstance(number, bool) or not isinstance(number, int | float):
                 where = f"values.{key}" + (f".{variant}" if variant else "")
-                raise ConfigError(f"expected a number, got {number!r}", key=where)
+                raise ConfigError(f"expected a number, got {shown(number)}", key=where)
             if variant and variant not in ("canary", "baseline"):
                 raise ConfigError("expected canary or baseline", key=f"values.{key}.{variant}")
     return StaticSource(name, values)

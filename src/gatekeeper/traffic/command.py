@@ -32,7 +32,7 @@ from typing import Any
 from .._model import Split
 from .._options import Options
 from .._protocols import PluginContext
-from .._redact import Redactor, ShortSecretError
+from .._redact import Redactor, ShortSecretError, shown
 from .._units import parse_duration
 from ..exceptions import ConfigError, TrafficError
 from . import check_share
@@ -97,7 +97,7 @@ def _check_template(argv: Sequence[Any], key: str, allowed: tuple[str, ...]) -> 
     checked: list[str] = []
     for index, arg in enumerate(argv):
         if not isinstance(arg, str):
-            raise ConfigError(f"expected a string, got {arg!r}", key=f"{key}[{index}]")
+            raise ConfigError(f"expected a string, got {shown(arg)}", key=f"{key}[{index}]")
         try:
             fields = list(string.Formatter().parse(arg))
             for _, field, spec, conversion in fields:
@@ -113,7 +113,7 @@ def _check_template(argv: Sequence[Any], key: str, allowed: tuple[str, ...]) -> 
                 if spec:
                     format(sample[field], spec)
         except ValueError as exc:
-            raise ConfigError(f"bad template {arg!r}: {exc}", key=f"{key}[{index}]") from None
+            raise ConfigError(f"bad template {shown(arg)}: {exc}", key=f"{key}[{index}]") from None
         checked.append(arg)
     return checked
 

@@ -27,6 +27,7 @@ import attrs
 from .._model import Split
 from .._options import Options
 from .._protocols import PluginContext
+from .._redact import shown
 from ..exceptions import ConfigError, TrafficError
 from . import check_share
 
@@ -138,7 +139,8 @@ class HAProxyBackend:
         match = _WEIGHT_REPLY.match(reply)
         if match is None:
             raise TrafficError(
-                f"haproxy: get weight {self.backend}/{server}: unexpected reply {reply.strip()!r}"
+                f"haproxy: get weight {self.backend}/{server}: unexpected reply "
+                f"{shown(reply.strip())}"
             )
         return int(match.group(1)), int(match.group(2))
 
@@ -246,7 +248,7 @@ class HAProxyBackend:
 def _parse_address(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"expected HOST:PORT, got {value!r}", key="address")
+        raise ConfigError(f"expected HOST:PORT, got {shown(value)}", key="address")
     return host, int(port)
 
 
@@ -254,7 +256,7 @@ def _name(opts: Options, key: str, default: str | None) -> str:
     value = opts.required_text(key) if default is None else opts.text(key, default)
     assert value is not None
     if not _NAME.match(value):
-        raise ConfigError(f"not a valid haproxy name: {value!r}", key=key)
+        raise ConfigError(f"not a valid haproxy name: {shown(value)}", key=key)
     return value
 
 

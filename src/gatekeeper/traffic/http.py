@@ -31,7 +31,7 @@ import tenacity
 from .._model import Split
 from .._options import Options
 from .._protocols import PluginContext
-from .._redact import MIN_SECRET_LENGTH, Redactor, clip
+from .._redact import MIN_SECRET_LENGTH, Redactor, clip, shown
 from ..exceptions import ConfigError, TrafficError
 from . import check_share
 from ._watchdog import Watchdog
@@ -87,7 +87,7 @@ def _check_body(node: Any, key: str) -> None:
         try:
             fields = list(string.Formatter().parse(node))
         except ValueError as exc:
-            raise ConfigError(f"bad template {node!r}: {exc}", key=key) from None
+            raise ConfigError(f"bad template {shown(node)}: {exc}", key=key) from None
         for _, field, _, _ in fields:
             if field is not None and field not in PLACEHOLDERS:
                 raise ConfigError(
@@ -96,7 +96,7 @@ def _check_body(node: Any, key: str) -> None:
         try:
             _render(node, placeholder_values(12.5, 100))
         except (ValueError, KeyError, IndexError) as exc:
-            raise ConfigError(f"bad template {node!r}: {exc}", key=key) from None
+            raise ConfigError(f"bad template {shown(node)}: {exc}", key=key) from None
     elif isinstance(node, Mapping):
         for k, v in node.items():
             _check_body(v, f"{key}.{k}")
@@ -315,7 +315,7 @@ def _url(opts: Options, key: str, *, required: bool) -> str | None:
     if parts.username is not None or parts.password is not None:
         raise ConfigError("credentials do not belong in the URL: use bearer_token_env", key=key)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"expected an http:// or https:// URL, got {_safe(url)!r}", key=key)
+        raise ConfigError(f"expected an http:// or https:// URL, got {shown(_safe(url))}", key=key)
     return url
 
 
@@ -329,17 +329,17 @@ def create(
     get_url = _url(opts, "get_url", required=False)
     method = (opts.text("method", "PUT") or "PUT").upper()
     if method not in ("PUT", "POST", "PATCH"):
-        raise ConfigError(f"expected PUT, POST or PATCH, got {method!r}", key="method")
+        raise ConfigError(f"expected PUT, POST or PATCH, got {shown(method)}", key="method")
     body = opts.table("body") if opts.raw("body") is not None else {"canary": "{canary}"}
     _check_body(body, "body")
     path = opts.text("path", "canary") or "canary"
     scale = opts.text("scale", "percent") or "percent"
     if scale not in ("percent", "fraction"):
-        raise ConfigError(f"expected 'percent' or 'fraction', got {scale!r}", key="scale")
+        raise ConfigError(f"expected 'percent' or 'fraction', got {shown(scale)}", key="scale")
     headers = opts.table("headers")
     for name, value in headers.items():
         if not isinstance(value, str):
-            raise ConfigError(f"expected a string, got {value!r}", key=f"headers.{name}")
+            raise ConfigError(f"expected a string, got {shown(value)}", key=f"headers.{name}")
         if name.lower() == "authorization":
             raise ConfigError(
                 "secrets do not belong in the plan: use bearer_token_env", key=f"headers.{name}"

@@ -29,6 +29,7 @@ from typing import Any
 from .._model import Split
 from .._options import Options
 from .._protocols import PluginContext
+from .._redact import shown
 from .._template import placeholders, render
 from ..exceptions import ConfigError, TrafficError
 from .haproxy import Weights, share_or_none, weights_for
@@ -81,7 +82,9 @@ def parse_weights(text: str, *, baseline: str, canary: str) -> Weights:
             try:
                 found[address] = _server_weight(params)
             except ValueError:
-                raise ValueError(f"server {address}: bad weight in {params.strip()!r}") from None
+                raise ValueError(
+                    f"server {address}: bad weight in {shown(params.strip())}"
+                ) from None
     missing = [a for a in (baseline, canary) if a not in found]
     if missing:
         raise ValueError(f"no 'server {missing[0]}' line")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote, urlsplit
@@ -139,6 +140,8 @@ class Redactor:
 
     _secrets: set[str] = attrs.field(factory=set, repr=False, alias="secrets")
     _pattern: re.Pattern[str] | None = attrs.field(default=None, repr=False, init=False)
+    # sources (event loop) and backends (worker threads) share one redactor
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False, init=False, eq=False)
 
     @classmethod
     def from_secrets(cls, values: Iterable[str]) -> Redactor:
@@ -158,8 +161,9 @@ class Redactor:
                 f"a secret of {len(secret)} character(s) is too short to mask in output "
                 f"(at least {MIN_SECRET_LENGTH})"
             )
-        self._secrets.add(secret)
-        self._pattern = None
+        with self._lock:
+            self._secrets.add(secret)
+            self._pattern = None
 
     def __bool__(self) -> bool:
         return bool(self._secrets)
@@ -171,13 +175,15 @@ class Redactor:
         return f"Redactor({len(self._secrets)} secret(s))"
 
     def _compiled(self) -> re.Pattern[str] | None:
-        if self._pattern is None and self._secrets:
-            forms: set[str] = set()
-            for secret in self._secrets:
-                forms |= secret_forms(secret)
-            ordered = sorted(forms, key=lambda f: (-len(f), f))
-            self._pattern = re.compile("|".join(map(re.escape, ordered)))
-        return self._pattern
+        pattern = self._pattern
+        if pattern is None and self._secrets:
+            with self._lock:
+                forms: set[str] = set()
+                for secret in self._secrets:
+                    forms |= secret_forms(secret)
+                ordered = sorted(forms, key=lambda f: (-len(f), f))
+                pattern = self._pattern = re.compile("|".join(map(re.escape, ordered)))
+        return pattern
 
     def redact(self, text: str) -> str:
         """``text`` with every form of every secret replaced by ``***``."""

@@ -42,6 +42,17 @@ def test_an_empty_journal_file_is_refused_not_taken_as_new(journal: Path) -> Non
     assert sorted(p.name for p in journal.parent.iterdir()) == [journal.name]
 
 
+def test_an_empty_journal_with_its_write_ahead_log_says_to_keep_both(journal: Path) -> None:
+    """A 0-byte journal beside a non-empty ``-wal`` may still be recoverable: the message
+    says to copy both away; neither is touched."""
+    journal.touch()
+    wal = journal.with_name(journal.name + "-wal")
+    wal.write_bytes(b"\x37\x7f\x06\x82" + bytes(60))
+    with pytest.raises(StoreError, match=f"write-ahead log {wal.name} \\(64 bytes\\)"):
+        SQLiteStore(journal)
+    assert (journal.stat().st_size, wal.stat().st_size) == (0, 64)
+
+
 def test_a_new_journal_is_never_seen_empty(journal: Path) -> None:
     """Runners and readers opening a journal that does not exist yet all succeed, and
     nobody ever sees the file at 0 bytes (it appears with its schema)."""

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..exceptions import StoreError
 from .base import (
     FINISHED_STATUSES,
+    RESTARTED,
     Claim,
     Lease,
     LeaseHeld,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FINISHED_STATUSES",
+    "RESTARTED",
     "Claim",
     "Lease",
     "LeaseHeld",

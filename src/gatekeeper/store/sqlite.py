@@ -167,10 +167,19 @@ class SQLiteStore(_SqlJournal):
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot open the journal: {exc}") from None
         if size == 0:
+            wal = self.path.with_name(self.path.name + "-wal")
+            kept = wal.stat().st_size if wal.exists() else 0
+            rescue = (
+                f" Its write-ahead log {wal.name} ({kept} bytes) is still there: copy both"
+                " files away before anything else."
+                if kept
+                else ""
+            )
             raise StoreError(
                 f"{self.path} is empty (0 bytes): it is not a new journal, it may have been"
                 " truncated, and the runs it recorded are gone. Restore it from a backup, or"
-                " delete it deliberately to start over (a journal is created where none exists)"
+                " delete it deliberately to start over (a journal is created where none"
+                f" exists).{rescue}"
             )
 
     def _open(self) -> sqlite3.Connection:

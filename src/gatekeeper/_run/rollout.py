@@ -26,7 +26,6 @@ from .._model import (
     Phase,
     PhaseResult,
     Plan,
-    Reference,
     RunOutcome,
     RunResult,
     Split,
@@ -36,17 +35,17 @@ from .._policy import PolicyState, decide
 from .._protocols import Clock, MetricSource, Store, TrafficBackend
 from .._store import MemoryStore
 from ..exceptions import GatekeeperError, PlanError, StoreError, TrafficError
-from . import steps
+from . import ending, steps
 from .approvals import Approvals
 from .build import build_sources, build_traffic, default_approver, plugin_context
 from .context import PhaseState, RunContext
-from .events import EventKind, measurement_data
+from .events import EventKind
 from .lease import LeaseKeeper
-from .measure import DEFAULT_CHECK_WINDOW, Measurer, Need
+from .measure import Measurer
 from .observers import OBSERVER_TIMEOUT, Observers
 from .operator import OperatorChannel, OperatorRollback
-from .replay import Journal, replay
-from .start import check_previous_phase, claim
+from .replay import Journal
+from .start import check_previous_phase, claim, record_prerun, resume
 from .traffic import TrafficControl
 
 __all__ = ["DEFAULT_QUERY_TIMEOUT", "POLL", "Rollout"]
@@ -252,7 +251,7 @@ class Rollout:
                     "with the plan it started with, roll it back "
                     f"(gatekeeper rollback {found.run_id}), or start over with --restart"
                 )
-            await self._resume(found.run_id, found.status, found.started_at, selected)
+            await resume(self, found.run_id, found.status, found.started_at, selected)
             return self.run_id
         check_previous_phase(self, selected)
         now = self.clock.now()
@@ -277,58 +276,12 @@ class Rollout:
         )
         await self.observers.emit("run_started", run=self.info)
         await self.traffic.read()
-        await self._record_prerun(selected)
+        await record_prerun(self, selected)
         return self.run_id
-
-    async def _resume(
-        self, run_id: str, status: str, started_at: datetime, phases: Sequence[Phase]
-    ) -> None:
-        journal = replay(self.plan, run_id, self.store.events(run_id))
-        self.journal_state = journal
-        advance = getattr(self.clock, "advance_to", None)
-        if advance is not None and journal.last_at is not None:
-            advance(journal.last_at)  # a simulated clock never goes back before the journal
-        self.prerun = dict(journal.prerun)
-        self.ctx.open(run_id, journal.started_at or started_at, resumed=True)
-        self.store.set_status(run_id, "running")
-        self.ctx.journal(
-            EventKind.RESUMED, data={"status": status, "phases": [p.name for p in phases]}
-        )
-        await self.observers.emit("run_started", run=self.info)
-        await self.traffic.reconcile(journal)
-        if journal.rolled_back:
-            # A rollback stays a rollback: finished above if it was not, then the run ends.
-            self.result = await self.finish(
-                RunOutcome.ROLLED_BACK, f"rolled back before this resume: {journal.rolled_back}"
-            )
-            return
-        check_previous_phase(self, phases)
 
     def resumed_phase(self, phase: Phase) -> PhaseState | None:
         """The phase in progress when the run stopped, rebuilt from the journal."""
         return steps.resumed_phase(self, phase)
-
-    async def _record_prerun(self, phases: Sequence[Phase]) -> None:
-        wanted = {
-            c.metric for p in phases for c in p.gate.criteria if c.reference is Reference.PRERUN
-        }
-        if not wanted:
-            return
-        at = self.origin or self.clock.now()
-        measured = await asyncio.gather(
-            *(
-                self.measurer.measure(
-                    Need(metric=self.plan.metrics[name], variant="canary"),
-                    at,
-                    DEFAULT_CHECK_WINDOW,
-                    "",
-                )
-                for name in sorted(wanted)
-            )
-        )
-        for m in measured:
-            self.prerun[m.metric] = m
-            self.ctx.journal(EventKind.PRERUN, data=measurement_data(m))
 
     async def begin_phase(self, phase: Phase) -> PhaseState:
         """Ask for approval if needed, then move traffic. A refused or withheld
@@ -422,75 +375,20 @@ class Rollout:
         return await self.finish(RunOutcome.HELD, f"{phase.name}: held: {decision.reason}")
 
     async def finish(self, outcome: RunOutcome, reason: str) -> RunResult:
-        """End the run: journal it, then tell the observers; return the result.
-        A rollback that was not confirmed is never reported as "rolled back"."""
-        if self.result is not None:
-            return self.result
-        reason = str(self.ctx.redact(reason))  # error text may quote a server's answer
-        if outcome is RunOutcome.ROLLED_BACK and self.traffic.backend is not None:
-            confirmed = self.confirmed
-            if confirmed is None or confirmed.canary != 0:
-                outcome = RunOutcome.ERROR
-                reason += "; the rollback was not confirmed by the balancer"
-        self.result = RunResult(
-            run_id=self.run_id,
-            plan=self.plan.name,
-            outcome=outcome,
-            reason=reason,
-            phases=tuple(self.phase_results),
-            split=self.confirmed,
-        )
-        if self.run_id:
-            self.ctx.journal(EventKind.RUN_ENDED, data={"outcome": outcome.value, "reason": reason})
-            self.store.set_status(self.run_id, outcome.value)
-            await self.observers.emit("run_finished", run=self.info, result=self.result)
-        return self.result
+        """End the run: journal it, then tell the observers; return the result."""
+        return await ending.finish(self, outcome, reason)
 
     async def operator_rollback(self, phase: Phase | None, reason: str) -> RunResult:
         """A person asked for a rollback: canary to 0 %, then the run ends."""
-        request = self.operator.rollback
-        try:
-            await self.rollback(phase, reason)
-        except TrafficError as exc:
-            return await self.finish(RunOutcome.ERROR, f"{reason}; {exc}")
-        if request is not None:
-            self.operator.applied(request, "rolled back")
-        if phase is not None:
-            self.ctx.journal(
-                EventKind.PHASE_ENDED,
-                phase=phase.name,
-                data={"action": Action.ROLLBACK.value, "reason": reason},
-            )
-        return await self.finish(RunOutcome.ROLLED_BACK, reason)
+        return await ending.operator_rollback(self, phase, reason)
 
     async def interrupted(self, why: str) -> RunResult:
         """Journal an interruption; traffic stays where it is (never a success)."""
-        where = (
-            f"; the canary keeps {self.confirmed.canary:g}% of traffic" if self.confirmed else ""
-        )
-        if self.run_id:
-            self.ctx.journal(EventKind.INTERRUPTED, data={"reason": why})
-        how = (
-            f"run the same plan again to resume run {self.run_id}, or roll it back with "
-            f"'gatekeeper rollback {self.run_id}'"
-            if self.run_id
-            else "nothing was started"
-        )
-        return await self.finish(RunOutcome.INTERRUPTED, f"{why}{where}. To go on: {how}")
+        return await ending.interrupted(self, why)
 
     def journal_lost(self, exc: StoreError) -> RunResult:
-        """The journal failed (lost, replaced, fenced by another runner): stop where
-        we are, traffic as it is; nothing more can be journaled."""
-        where = f"the canary keeps {self.confirmed.canary:g}%" if self.confirmed else ""
-        self.result = RunResult(
-            run_id=self.run_id,
-            plan=self.plan.name,
-            outcome=RunOutcome.INTERRUPTED,
-            reason=f"the run stopped: {exc}; traffic left as it was ({where or 'unchanged'})",
-            phases=tuple(self.phase_results),
-            split=self.confirmed,
-        )
-        return self.result
+        """The journal failed: stop where we are, traffic as it is."""
+        return ending.journal_lost(self, exc)
 
     def _notified(self, attempt: Mapping[str, Any]) -> None:
         """A notification attempt (from a delivery thread), journaled."""

@@ -8,19 +8,22 @@ not repeated, unless ``restart``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .._model import Phase, RunOutcome, RunResult
+from .._model import Phase, Reference, RunOutcome, RunResult
 from .._protocols import RunInfo
 from ..exceptions import GatekeeperError
-from .events import EventKind
+from .events import EventKind, measurement_data
+from .measure import DEFAULT_CHECK_WINDOW, Need
 from .replay import Journal, replay
 
 if TYPE_CHECKING:
     from .rollout import Rollout
 
-__all__ = ["check_previous_phase", "claim"]
+__all__ = ["check_previous_phase", "claim", "record_prerun", "resume"]
 
 #: Statuses of a run that is over; anything else may be resumed.
 FINISHED = frozenset({o.value for o in RunOutcome} - {"held", "interrupted"})
@@ -147,3 +150,49 @@ def check_previous_phase(rollout: Rollout, phases: Sequence[Phase]) -> None:
         f"journal; run {before!r} first, or pass --force (pytest: --gate-force) to judge "
         f"{phases[0].name!r} anyway"
     )
+
+
+async def resume(
+    rollout: Rollout, run_id: str, status: str, started_at: datetime, phases: Sequence[Phase]
+) -> None:
+    journal = replay(rollout.plan, run_id, rollout.store.events(run_id))
+    rollout.journal_state = journal
+    advance = getattr(rollout.clock, "advance_to", None)
+    if advance is not None and journal.last_at is not None:
+        advance(journal.last_at)  # a simulated clock never goes back before the journal
+    rollout.prerun = dict(journal.prerun)
+    rollout.ctx.open(run_id, journal.started_at or started_at, resumed=True)
+    rollout.store.set_status(run_id, "running")
+    rollout.ctx.journal(
+        EventKind.RESUMED, data={"status": status, "phases": [p.name for p in phases]}
+    )
+    await rollout.observers.emit("run_started", run=rollout.info)
+    await rollout.traffic.reconcile(journal)
+    if journal.rolled_back:
+        # A rollback stays a rollback: finished above if it was not, then the run ends.
+        rollout.result = await rollout.finish(
+            RunOutcome.ROLLED_BACK, f"rolled back before this resume: {journal.rolled_back}"
+        )
+        return
+    check_previous_phase(rollout, phases)
+
+
+async def record_prerun(rollout: Rollout, phases: Sequence[Phase]) -> None:
+    wanted = {c.metric for p in phases for c in p.gate.criteria if c.reference is Reference.PRERUN}
+    if not wanted:
+        return
+    at = rollout.origin or rollout.clock.now()
+    measured = await asyncio.gather(
+        *(
+            rollout.measurer.measure(
+                Need(metric=rollout.plan.metrics[name], variant="canary"),
+                at,
+                DEFAULT_CHECK_WINDOW,
+                "",
+            )
+            for name in sorted(wanted)
+        )
+    )
+    for m in measured:
+        rollout.prerun[m.metric] = m
+        rollout.ctx.journal(EventKind.PRERUN, data=measurement_data(m))

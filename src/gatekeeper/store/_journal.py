@@ -131,6 +131,7 @@ class _SqlJournal(_SqlLeases):
         started_at: datetime,
         restart: bool = False,
         wait: timedelta | None = None,
+        after: str | None = None,
     ) -> Claim:
         """Find or make the run of ``plan`` this runner drives, in one transaction.
 
@@ -140,14 +141,17 @@ class _SqlJournal(_SqlLeases):
         ``finished=True`` and nothing changes. With no run, or with ``restart``, a new
         run is created and leased; ``restart`` first ends an unfinished latest run as
         ``restarted`` with an ``abandoned`` event (refused while a live runner drives it).
-        The caller compares ``claim.run.plan_digest`` with its plan's.
+        The caller compares ``claim.run.plan_digest`` with its plan's. ``after`` names
+        a finished run the caller has read and wants a new run after (phases it did
+        not cover): the new run is made only while that run is still the latest, so
+        two runners asking at once never both make one.
         """
         started = _utc(started_at, "started_at")
 
         def attempt() -> Claim | _Refusal:
             self._check_journal(None)
             with self._claiming(plan, f"claim a run of {plan!r}") as cur:
-                got = self._claim_in(cur, plan, plan_digest, started, restart=restart)
+                got = self._claim_in(cur, plan, plan_digest, started, restart=restart, after=after)
             if isinstance(got, _Refusal):
                 return got
             claim, replaced = got
@@ -160,13 +164,21 @@ class _SqlJournal(_SqlLeases):
         return _wait_for(attempt, wait=wait)
 
     def _claim_in(
-        self, cur: Any, plan: str, plan_digest: str, started: datetime, *, restart: bool
+        self,
+        cur: Any,
+        plan: str,
+        plan_digest: str,
+        started: datetime,
+        *,
+        restart: bool,
+        after: str | None = None,
     ) -> tuple[Claim, str | None] | _Refusal:
         """The claim's decision, inside its transaction: the claim and the run it replaced.
 
-        The latest run is read again once its lease row is locked: a runner changes a
-        run's status while holding (``FOR SHARE``) that row, so the status read after the
-        lock is the one its last holder left (PostgreSQL reads each statement's snapshot).
+        The latest run is read again once its lease row is locked: a leased runner
+        changes a run's status while holding (``FOR SHARE``) that row, so the status read
+        after the lock is the one its last holder left (PostgreSQL reads each statement's
+        snapshot). A run never leased has no row to lock and nobody fenced to wait for.
         """
         locked: str | None = None
         latest = self._latest_claimable(cur, plan)
@@ -185,7 +197,7 @@ class _SqlJournal(_SqlLeases):
             if refused is not None:
                 return refused
             replaced = latest.run_id
-        elif latest is not None and not restart:
+        elif latest is not None and not restart and latest.run_id != after:
             return Claim(run=latest, created=False, lease=None, finished=True), None
         run_id = uuid.uuid4().hex[:12]
         if replaced is not None:

@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeVar
 import attrs
 
 from ..exceptions import StoreError
-from ._sql import _EPOCH, _SqlBase
+from ._sql import _EPOCH, _Now, _SqlBase
 from .base import LeaseHeld, LeaseHolder, LeaseLost
 
 T = TypeVar("T")
@@ -143,7 +143,7 @@ def _expired(lease: _RunLease, expires: datetime) -> LeaseLost:
 class _SqlLeases(_SqlBase):
     """Acquire, renew, release and check leases; fence writes (both SQL stores)."""
 
-    def __init__(self, *, owner: str, lease: timedelta, clock: Any) -> None:
+    def __init__(self, *, owner: str, lease: timedelta, clock: _Now | None) -> None:
         super().__init__(owner=owner, lease=lease, clock=clock)
         self._book = _LeaseBook()
 
@@ -170,20 +170,19 @@ class _SqlLeases(_SqlBase):
         return _wait_for(attempt, wait=wait)
 
     def _lock_lease(self, cur: Any, run_id: str) -> None:
-        """Inside a transaction: lock ``run_id``'s lease row (made if missing)."""
-        self._execute(
-            cur,
-            "INSERT INTO gatekeeper_leases (run_id, owner, token, expires_at)"
-            " VALUES (?, NULL, 0, ?) ON CONFLICT (run_id) DO NOTHING",
-            (run_id, self._ts_in(_EPOCH)),
-        )
+        """Inside a transaction: lock ``run_id``'s lease row, if it has one (no write)."""
         self._lease_row(cur, run_id, self._FOR_UPDATE)
 
     def _take_lease(self, cur: Any, run_id: str) -> _RunLease | _Refusal:
         """Inside a transaction: the lease on ``run_id`` for this store, unless another
         live runner holds it. The caller puts it in the book once committed."""
         now = self._now(cur)
-        self._lock_lease(cur, run_id)
+        self._execute(
+            cur,
+            "INSERT INTO gatekeeper_leases (run_id, owner, token, expires_at)"
+            " VALUES (?, NULL, 0, ?) ON CONFLICT (run_id) DO NOTHING",
+            (run_id, self._ts_in(_EPOCH)),
+        )
         owner, token, expires = self._lease_row(cur, run_id, self._FOR_UPDATE)
         held = self._book.get(run_id)
         ours = held is not None and owner == self.owner and token == held.token

@@ -135,6 +135,7 @@ class LeasingStore(Protocol):
         started_at: datetime,
         restart: bool = False,
         wait: timedelta | None = None,
+        after: str | None = None,
     ) -> Claim: ...
 
     def lease_holder(self, run_id: str) -> LeaseHolder | None: ...

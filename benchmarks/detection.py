@@ -788,13 +788,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=None, help="Simulated runs per cell")
     parser.add_argument("--cells", default="", help="Only cells whose name contains this")
     parser.add_argument("--only-group", default="", help="Only cells of this group (errors...)")
+    parser.add_argument(
+        "--dispersions", default="", help="Declared dispersions to judge with, e.g. 8,16"
+    )
     parser.add_argument("--engine", type=int, default=0, help="Runs per cell through the engine")
     parser.add_argument("--json", default="", help="Write the rows to this file")
     parser.add_argument("--seed", type=int, default=20261127, help="Base seed")
     args = parser.parse_args(argv)
     runs = args.runs or (60 if args.quick else 2000)
     horizon = 1800.0 if args.quick else HORIZON
-    chosen = [c for c in cells() if args.cells in c.name and args.only_group in ("", c.group)]
+    every = cells()
+    chosen = [c for c in every if args.cells in c.name and args.only_group in ("", c.group)]
     if args.quick:
         chosen = [
             c
@@ -803,8 +807,12 @@ def main(argv: list[str] | None = None) -> int:
         ][:12]
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
-    for index, cell in enumerate(cells()):
-        if cell not in chosen:
+    if args.dispersions:
+        for cell in chosen:
+            cell.dispersions = tuple(float(v) for v in args.dispersions.split(","))
+    picked = {id(c) for c in chosen}
+    for index, cell in enumerate(every):
+        if id(cell) not in picked:
             continue
         rng = np.random.default_rng([args.seed, index])
         tick = time.perf_counter()

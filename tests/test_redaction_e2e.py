@@ -323,7 +323,6 @@ def test_spans_hold_no_secret(
     assert [] == scan.leaks()
 
 
-@pytest.mark.xfail(reason="needs the engine wiring of the redactor", strict=True)
 def test_source_spans_reach_the_injected_provider_masked(
     echoes: tuple[EchoServer, EchoServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -33,11 +33,11 @@ class CrashingStore(SQLiteStore):
         self.left = after
         self.before_write = before_write
 
-    def append(self, run_id: str, event: Event) -> int:
+    def append(self, run_id: str, event: Event, *, fenced: bool = True) -> int:
         self.left -= 1
         if self.left < 0 and self.before_write:
             raise Crash
-        seq = super().append(run_id, event)
+        seq = super().append(run_id, event, fenced=fenced)
         if self.left < 0:
             raise Crash
         return seq

@@ -11,6 +11,7 @@ import pytest
 
 import gatekeeper
 from gatekeeper import RunOutcome, StoreError
+from gatekeeper._run.events import EventKind
 from gatekeeper.store.postgres import PostgresStore
 from gatekeeper.traffic.file import FileBackend
 from realservers.postgres import PostgresServer
@@ -60,8 +61,7 @@ def test_two_runners_race_for_one_run(
             run_id = await rollout.start()
             state = await rollout.begin_phase(rollout.plan.phases[0])
             await rollout.judge_checkpoint(state, rollout.plan.phases[0].checkpoints[0])
-            if rollout._renewer is not None:
-                rollout._renewer.cancel()
+            rollout.lease.stop_renewing()
             return run_id
 
         run_id = asyncio.run(a_starts())
@@ -93,8 +93,7 @@ def test_an_expired_lease_is_taken_over_and_the_old_runner_is_fenced(
 
         async def a_starts() -> str:
             run_id = await stale.start()
-            if stale._renewer is not None:
-                stale._renewer.cancel()
+            stale.lease.stop_renewing()
             return run_id
 
         run_id = asyncio.run(a_starts())
@@ -102,7 +101,7 @@ def test_an_expired_lease_is_taken_over_and_the_old_runner_is_fenced(
         assert RunOutcome.ADVANCED == result.outcome
         assert run_id == result.run_id
         with pytest.raises(StoreError, match="fenced"):
-            stale.journal("decision", data={"action": "advance"})
+            stale.ctx.journal(EventKind.DECISION, data={"action": "advance"})
     finally:
         a.close()
         b.close()

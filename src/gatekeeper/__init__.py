@@ -52,7 +52,7 @@ from ._model import (
     gate_outcome,
 )
 from ._planfile import load_plan, plan_from_text
-from ._plugins import BackendRegistry, Plugins, RunInfoView, SourceRegistry
+from ._plugins import Plugins
 from ._policy import PolicyState, decide
 from ._protocols import (
     BackendFactory,
@@ -66,6 +66,7 @@ from ._protocols import (
     TrafficBackend,
 )
 from ._recording import Recording
+from ._registry import BackendRegistry, RunInfoView, SourceRegistry
 from ._report import ConsoleReporter
 from ._store import MemoryStore
 from .exceptions import (

@@ -31,10 +31,7 @@ def _request(
     store: Store, run_id: str, kind: EventKind, data: Mapping[str, Any], phase: str | None = None
 ) -> int:
     event = Event(kind=kind, at=datetime.now(UTC), phase=phase, data=dict(data))
-    try:
-        return store.append(run_id, event, fenced=False)  # type: ignore[call-arg]
-    except TypeError:
-        return store.append(run_id, event)  # a store without an operator channel
+    return store.append(run_id, event, fenced=False)
 
 
 def _who(by: str | None) -> str:

@@ -52,6 +52,10 @@ class PluginContext:
     base_dir: Path
     env: Mapping[str, str]
     plan_name: str = ""
+    # The run's redactor (a source or backend adds the secrets it reads, and masks
+    # what it quotes of a server) and the tracer provider its spans go to.
+    redactor: Any = None
+    tracer_provider: Any = None
 
 
 class SourceFactory(Protocol):
@@ -96,7 +100,10 @@ class Store(Protocol):
 
     def create_run(self, *, plan: str, plan_digest: str, started_at: datetime) -> str: ...
 
-    def append(self, run_id: str, event: Event) -> int: ...
+    def append(self, run_id: str, event: Event, *, fenced: bool = True) -> int:
+        """Append ``event``. ``fenced=False`` is the operator channel: a person's
+        request appended while another process may hold the run's lease."""
+        ...
 
     def events(self, run_id: str, *, after: int = 0) -> Sequence[Event]: ...
 

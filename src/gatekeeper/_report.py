@@ -26,7 +26,7 @@ from ._model import (
     Split,
     Verdict,
 )
-from ._plugins import RunInfoView
+from ._registry import RunInfoView
 from ._units import format_duration, format_number, format_quantity
 from .hookspecs import hookimpl
 

@@ -32,7 +32,9 @@ class MemoryStore:
             self._events[run_id] = []
         return run_id
 
-    def append(self, run_id: str, event: Event) -> int:
+    def append(self, run_id: str, event: Event, *, fenced: bool = True) -> int:
+        """Append ``event``; ``fenced`` is accepted for the operator channel (one
+        process, no leases: nothing to fence)."""
         with self._lock:
             if run_id not in self._events:
                 raise StoreError(f"unknown run {run_id!r}")

@@ -103,9 +103,7 @@ class RunContext:
             checkpoint=checkpoint,
             data=self.redact(dict(data or {})),
         )
-        if kind in OPERATOR_KINDS and _has_channel(self.store):
-            return self.store.append(self.run_id, event, fenced=False)  # type: ignore[call-arg]
-        return self.store.append(self.run_id, event)
+        return self.store.append(self.run_id, event, fenced=kind not in OPERATOR_KINDS)
 
     @property
     def lease_lost(self) -> bool:
@@ -127,13 +125,3 @@ class RunContext:
 
             self._tracer = get_tracer(self.tracer_provider)
         return self._tracer.start_as_current_span(name, attributes=self.redact(dict(attributes)))
-
-
-def _has_channel(store: Store) -> bool:
-    """Stores with an operator channel take ``append(..., fenced=False)``."""
-    import inspect  # noqa: PLC0415
-
-    try:
-        return "fenced" in inspect.signature(store.append).parameters
-    except (TypeError, ValueError):
-        return False

@@ -54,7 +54,13 @@ class LeaseKeeper:
         period = max((lease.expires_at - datetime.now(UTC)).total_seconds() / 3, 0.5)
         while True:
             await asyncio.sleep(period)
-            await asyncio.to_thread(lease.renew)
+            try:
+                await asyncio.to_thread(lease.renew)
+            except GatekeeperError:
+                # Lost (expired, taken over, journal gone): the next journal or
+                # balancer write fails its fence check and stops the run.
+                self.lost = True
+                return
 
     def check(self) -> None:
         """Raise when the lease is no longer ours (expired and taken over): called
@@ -67,6 +73,13 @@ class LeaseKeeper:
         except GatekeeperError:
             self.lost = True
             raise
+
+    def stop_renewing(self) -> None:
+        """Keep the lease but stop renewing it (it expires on its own): a runner that
+        froze, as tests and drills simulate."""
+        if self._renewer is not None:
+            self._renewer.cancel()
+            self._renewer = None
 
     def release(self) -> None:
         if self._renewer is not None:

@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from .._approval import ApprovalState, Approver
 from .._clock import SystemClock
 from .._model import (
@@ -34,7 +36,7 @@ from .._plugins import Plugins, default_plugins
 from .._policy import PolicyState, decide
 from .._protocols import Clock, MetricSource, Store, TrafficBackend
 from .._store import MemoryStore
-from ..exceptions import GatekeeperError, PlanError, StoreError, TrafficError
+from ..exceptions import ConfigError, GatekeeperError, PlanError, StoreError, TrafficError
 from . import ending, steps
 from .approvals import Approvals
 from .build import build_sources, build_traffic, default_approver, plugin_context
@@ -102,6 +104,10 @@ class Rollout:
         self.reported = False
         self.plugins = plugins or default_plugins()
         context = plugin_context(plan, env)
+        # One redactor for everything the run writes, shows or sends: the plan's
+        # secrets now, and what each source and backend adds as it is built.
+        self.redactor = _redactor(plan, context.env, store)
+        context = attrs.evolve(context, redactor=self.redactor, tracer_provider=tracer_provider)
         self._owned: list[object] = []
         if sources is None:
             sources = build_sources(plan, self.plugins, context)
@@ -121,7 +127,7 @@ class Rollout:
         real = isinstance(self.clock, SystemClock)
         self.observers = Observers(self.plugins, threaded=real, timeout=observer_timeout)
         if redact is None:
-            redact = _redactor(plan, context.env)
+            redact = self.redactor.redact_data
         self.ctx = RunContext(
             plan=plan,
             store=self.store,
@@ -219,6 +225,8 @@ class Rollout:
         except TrafficError as exc:
             return await self.finish(RunOutcome.ERROR, f"traffic change failed: {exc}")
         except StoreError as exc:
+            if self.ctx.view is None:
+                raise  # refused at start (another runner drives it): nothing to stop
             return self.journal_lost(exc)
         finally:
             await self.aclose()
@@ -253,7 +261,15 @@ class Rollout:
                 )
             await resume(self, found.run_id, found.status, found.started_at, selected)
             return self.run_id
-        check_previous_phase(self, selected)
+        try:
+            check_previous_phase(self, selected)
+        except GatekeeperError:
+            if self.created is not None:  # claimed, then refused: never left "running"
+                self.ctx.open(self.created.run_id, self.clock.now())
+                self.ctx.journal(EventKind.ABANDONED, data={"reason": "refused at start"})
+                self.store.set_status(self.created.run_id, "abandoned")
+                self.lease.release()
+            raise
         now = self.clock.now()
         if self.created is not None:
             run_id = self.created.run_id
@@ -435,16 +451,16 @@ class Rollout:
         )
 
 
-def _redactor(plan: Plan, env: Mapping[str, str]) -> Any:
-    """The plan's secrets, masked in everything the run journals or traces."""
+def _redactor(plan: Plan, env: Mapping[str, str], store: object) -> Any:
+    """The plan's secrets (and a store URL's password), as one redactor."""
+    from .._planfile import plan_error  # noqa: PLC0415
     from .._redact import Redactor, secrets_of  # noqa: PLC0415
 
-    redactor = Redactor.from_secrets(secrets_of(plan, env))
-    return redactor.redact_data if redactor else _same
-
-
-def _same(value: Any) -> Any:
-    return value
+    try:
+        found = secrets_of(plan, env, store=store if isinstance(store, str) else None)
+    except ConfigError as exc:
+        raise plan_error(plan, tuple(exc.key.split(".")) if exc.key else (), exc.message) from None
+    return Redactor.from_secrets(found)
 
 
 def _text(redact: Any) -> Any:

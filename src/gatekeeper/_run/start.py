@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .._model import Phase, Reference, RunOutcome, RunResult
 from .._protocols import RunInfo
 from ..exceptions import GatekeeperError
+from ..store.base import FINISHED_STATUSES, LeasingStore
 from .events import EventKind, measurement_data
 from .measure import DEFAULT_CHECK_WINDOW, Need
 from .replay import Journal, replay
@@ -25,8 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["check_previous_phase", "claim", "record_prerun", "resume"]
 
-#: Statuses of a run that is over; anything else may be resumed.
-FINISHED = frozenset({o.value for o in RunOutcome} - {"held", "interrupted"})
+FINISHED = FINISHED_STATUSES
 
 
 async def claim(rollout: Rollout, phases: Sequence[Phase]) -> RunInfo | None:
@@ -36,28 +36,30 @@ async def claim(rollout: Rollout, phases: Sequence[Phase]) -> RunInfo | None:
     store: Any = rollout.store
     names = [p.name for p in phases]
     now = rollout.clock.now()
-    claimer = getattr(store, "claim_run", None)
-    if claimer is not None:
-        got = claimer(
-            plan=rollout.plan.name,
-            plan_digest=rollout.plan.digest,
-            started_at=now,
-            restart=rollout.restart,
-            wait=rollout.lease.wait,
-        )
-        if got.lease is not None:
-            rollout.lease.hold(got.lease)
-        info: RunInfo = got.run
-        if got.created:
-            return _created(rollout, info)
-        if got.finished:
+    if isinstance(store, LeasingStore):
+        after: str | None = None
+        while True:
+            got = store.claim_run(
+                plan=rollout.plan.name,
+                plan_digest=rollout.plan.digest,
+                started_at=now,
+                restart=rollout.restart,
+                wait=rollout.lease.wait,
+                after=after,
+            )
+            if got.lease is not None:
+                rollout.lease.hold(got.lease)
+            info: RunInfo = got.run
+            if got.created:
+                return _created(rollout, info)
+            if not got.finished:
+                return info
             journal = replay(rollout.plan, info.run_id, store.events(info.run_id))
-            if set(names) <= set(journal.phases):
+            if set(names) <= set(journal.phases) or info.run_id == after:
                 rollout.result = _reported(rollout, info, journal)
                 rollout.reported = True
                 return info
-            return None  # phases it did not cover: a new run
-        return info
+            after = info.run_id  # phases it did not cover: a new run, atomically
     # Stores without an atomic claim (the in-memory one): the same rules, unlocked.
     runs = [r for r in store.runs() if r.plan == rollout.plan.name and r.status != "restarted"]
     if not runs:

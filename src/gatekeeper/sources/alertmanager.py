@@ -340,6 +340,8 @@ def create(
 ) -> AlertmanagerSource:
     """Build a source from its ``[sources.NAME]`` table (no I/O). See
     ``docs/sources/alertmanager.md`` for the options."""
+    redactor = redactor if redactor is not None else context.redactor
+    tracer_provider = tracer_provider if tracer_provider is not None else context.tracer_provider
     opts = Options(options)
     settings = http_settings(opts)
     matchers = _option_matchers(opts.raw("matchers"))

@@ -271,6 +271,7 @@ def create(
     options: Mapping[str, Any], context: PluginContext, *, redactor: Redactor | None = None
 ) -> CommandBackend:
     """Build the backend from the plan's ``[traffic]`` table; templates checked here."""
+    redactor = redactor if redactor is not None else context.redactor
     opts = Options(options)
     set_argv = _check_template(_argv(opts, "set"), "set", PLACEHOLDERS)
     get_argv = _check_template(_argv(opts, "get"), "get", ())

@@ -323,6 +323,7 @@ def create(
     options: Mapping[str, Any], context: PluginContext, *, redactor: Redactor | None = None
 ) -> HttpBackend:
     """Build the backend from the plan's ``[traffic]`` table (no I/O, no secret read)."""
+    redactor = redactor if redactor is not None else context.redactor
     opts = Options(options)
     url = _url(opts, "url", required=True)
     assert url is not None

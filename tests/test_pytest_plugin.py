@@ -297,3 +297,30 @@ def test_a_later_phase_is_refused_until_the_one_before_advanced(pytester: pytest
     refused.stderr.fnmatch_lines(["*phase 'ramp' follows 'canary', which has not advanced*"])
     forced = pytester.runpytest_subprocess("--gate=ramp", "--gate-force")
     assert 0 == forced.ret
+
+
+def test_collected_counts_match_what_runs_and_k_selects_checkpoints(
+    project: pytest.Pytester,
+) -> None:
+    """The break: `collected 4 items` was printed, then 6 ran; -k chose other items
+    than ran. Checkpoints are counted as collected and -k applies to them."""
+    project.makepyfile(
+        test_user="""
+        import pytest
+
+        def test_plain():
+            pass
+
+        @pytest.mark.checkpoint("ramp", "15m")
+        def test_business_rule(gate_metrics):
+            assert gate_metrics["error_rate"] < 0.01
+        """
+    )
+    result = project.runpytest("--gate=ramp", "--gate-rehearse=healthy.csv", "--gate-force")
+    result.stdout.fnmatch_lines(["collected 8 items"])  # 2 tests + 6 ramp checkpoints
+    result.assert_outcomes(passed=8)
+    selected = project.runpytest(
+        "--gate=ramp", "--gate-rehearse=healthy.csv", "--gate-force", "-k", "15m or 30m"
+    )
+    selected.stdout.fnmatch_lines(["collected 8 items / 6 deselected / 2 selected"])
+    selected.assert_outcomes(passed=2, deselected=6)

@@ -399,3 +399,80 @@ def test_a_relative_plan_path_finds_one_journal_from_anywhere(tmp_path: Path) ->
     assert not (sub / "sub").exists()
     again = gatekeeper_cli(sub, "run", "gates.toml", "--phase", "canary")
     assert "already finished" in again.stdout
+
+
+# -- 7. writes are fenced -------------------------------------------------------------------
+
+
+def test_a_runner_paused_past_its_lease_never_writes_to_the_balancer(tmp_path: Path) -> None:
+    """The break: a runner paused past its lease had its set_split land after the new
+    runner finished (balancer 25 %, journal 100 %). The lease is checked right before
+    every balancer write; a fenced runner stops without writing."""
+    import asyncio  # noqa: PLC0415
+
+    from gatekeeper.store.base import LeaseLost  # noqa: PLC0415
+    from gatekeeper.traffic.file import FileBackend  # noqa: PLC0415
+
+    plan = gatekeeper.load_plan(write_plan(tmp_path, ramp='"1s"'))
+    journal_path = tmp_path / "gates.journal.sqlite3"
+    stale_store = SQLiteStore(journal_path, lease=timedelta(seconds=1))
+    stale = gatekeeper.Rollout(
+        plan, store=stale_store, traffic=FileBackend(tmp_path / "split.json")
+    )
+
+    async def freeze_after_the_canary_starts() -> None:
+        await stale.start()
+        await stale.begin_phase(plan.phases[0])
+        stale.lease.stop_renewing()  # the process freezes (GC pause, SIGSTOP, a VM stall)
+
+    asyncio.run(freeze_after_the_canary_starts())
+    assert 5.0 == share(tmp_path)
+    time.sleep(1.5)  # the lease expires
+    fresh_store = SQLiteStore(journal_path)
+    try:
+        taken = gatekeeper.run(plan, store=fresh_store, lease_wait=timedelta(seconds=5))
+    finally:
+        fresh_store.close()
+    assert taken.ok
+    assert 100.0 == share(tmp_path)
+
+    async def wake_up() -> None:
+        await stale.set_traffic(plan.phases[1], 25.0, "the stale runner goes on")
+
+    with pytest.raises(LeaseLost):
+        asyncio.run(wake_up())
+    assert 100.0 == share(tmp_path)  # the balancer never heard from the stale runner
+    stale_store.close()
+
+
+# -- 4. one driver per run ------------------------------------------------------------------
+
+
+def test_runners_started_together_drive_one_run(tmp_path: Path) -> None:
+    """The break: 2 of 20 simultaneous `gatekeeper run` made two advancing runs with
+    interleaved traffic changes. Now one claims the run; the others are refused
+    (exit 3, another runner drives it) or report the run it finished."""
+    write_plan(tmp_path)
+    starts = [
+        subprocess.Popen(
+            [sys.executable, "-m", "gatekeeper", "run", "gates.toml"],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(16)
+    ]
+    codes = [process.wait(timeout=120) for process in starts]
+    assert set(codes) <= {0, 3}
+    store = SQLiteStore(tmp_path / "gates.journal.sqlite3")
+    try:
+        runs = store.runs()
+        assert 1 == len(runs)
+        kinds = [str(e.kind) for e in store.events(runs[0].run_id)]
+        intents = [
+            e.data["canary"] for e in store.events(runs[0].run_id) if e.kind == "traffic_intent"
+        ]
+    finally:
+        store.close()
+    assert 1 == kinds.count("run_started")
+    assert [5.0, 25.0, 100.0] == intents

@@ -31,6 +31,7 @@ from ._rehearsal import rehearsal
 from ._report import ConsoleReporter
 from ._status import describe_run, find_run, format_event, open_plan_store
 from .exceptions import GatekeeperError, PlanError
+from .store.base import LeaseHeld
 
 EXIT_USAGE = 2
 _GATE_EXIT = {Outcome.PASS: 0, Outcome.FAIL: 1, Outcome.INCONCLUSIVE: 3}
@@ -226,6 +227,10 @@ def _main(argv: Sequence[str] | None, out: TextIO | None) -> int:
     except KeyError as exc:
         print(f"gatekeeper: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return EXIT_USAGE
+    except LeaseHeld as exc:
+        # Another runner drives the run: nothing was done here (not "rolled back").
+        print(f"gatekeeper: {exc}", file=sys.stderr)
+        return 3
     except GatekeeperError as exc:
         print(f"gatekeeper: {exc}", file=sys.stderr)
         return 1

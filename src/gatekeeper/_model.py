@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ._calendar import Calendar, StartAt
+
 from ._units import format_duration, format_quantity
 
 if TYPE_CHECKING:
@@ -200,6 +202,8 @@ class Policy:
     consecutive_failure_limit: int = attrs.field(default=1, validator=attrs.validators.ge(1))
     inconclusive_limit: int = attrs.field(default=3, validator=attrs.validators.ge(1))
     recheck_interval: timedelta = timedelta(minutes=5)
+    # A [windows.NAME] the phase may only advance and raise traffic in (None: always).
+    window: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -208,6 +212,10 @@ class Approval:
 
     prompt: str = "go/no-go"
     timeout: timedelta | None = None
+    # Asked at this time of day before the phase's start (answers due by the start);
+    # no answer by then: "hold" (stop, a person decides) or "reject" (roll back).
+    ask_at: StartAt | None = None
+    on_deadline: str = "hold"
 
 
 @attrs.frozen(kw_only=True)
@@ -237,6 +245,8 @@ class Phase:
     approval: Approval | None = None
     description: str = ""
     steps: tuple[Step, ...] = ()
+    # When the phase may begin once the one before it ended ("14:00", "+1d 16:00").
+    start_at: StartAt | None = None
 
     @property
     def final_traffic(self) -> float:
@@ -316,6 +326,8 @@ class Plan:
     description: str = ""
     # [notify.NAME] tables as written (validated by the loader; secrets by env name).
     notify: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+    # The plan's time zone, windows and freezes (start times and windows use it).
+    calendar: Calendar = attrs.field(factory=Calendar)
     path: str | None = attrs.field(default=None, eq=False)
     digest: str = attrs.field(default="", eq=False)
 

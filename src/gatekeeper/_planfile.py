@@ -9,14 +9,14 @@ top-level tables, sources and metrics); the limits live in :mod:`._limits`.
 
 from __future__ import annotations
 
-import re
-import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
+
+from ._calendar_parse import calendar_to_mapping
 from ._limits import (
-    MAX_DEPTH,
     MAX_PLAN_BYTES,
     MAX_TEXT,
     decode_utf8,
@@ -29,6 +29,7 @@ from ._locate import PathPart, format_path, locate
 from ._model import (
     Criterion,
     Metric,
+    Phase,
     Plan,
     Policy,
     SourceConfig,
@@ -36,6 +37,7 @@ from ._model import (
 )
 from ._planload import kind
 from ._planload_phases import CRITERION_KEYS, PHASE_KEYS, POLICY_KEYS, PhaseLoader
+from ._plantext import parse_toml
 from ._template import placeholders
 from ._units import METRIC_UNITS, format_duration
 from .exceptions import PlanError
@@ -50,7 +52,19 @@ __all__ = [
     "plan_to_mapping",
 ]
 
-_TOP_KEYS = ("plan", "variants", "args", "sources", "metrics", "traffic", "policy", "phases")
+_TOP_KEYS = (
+    "plan",
+    "variants",
+    "args",
+    "sources",
+    "metrics",
+    "traffic",
+    "policy",
+    "phases",
+    "windows",
+    "freezes",
+    "notify",
+)
 _METRIC_KEYS = (
     "source",
     "query",
@@ -69,10 +83,6 @@ _CRITERION_KEYS = CRITERION_KEYS
 # What every query may use besides the plan's and the metric's args (Query.placeholders).
 BUILTIN_PLACEHOLDERS = ("phase", "variant", "window")
 _QUERY_FIELDS = ("query", "numerator", "denominator", "baseline_query")
-_TOML_WHERE = re.compile(r"\s*\(at line (\d+), column \d+\)$|\s*\(at end of document\)$")
-# int() refuses more than 4,300 digits (sys.get_int_max_str_digits), and tomllib lets
-# that ValueError out without a position.
-_LONG_NUMBER = re.compile(r"\d{4000,}")
 
 
 def load_plan(path: str | Path) -> Plan:
@@ -84,81 +94,7 @@ def load_plan(path: str | Path) -> Plan:
 
 def plan_from_text(text: str, *, path: str | None = None) -> Plan:
     """Parse TOML text into a plan; ``path`` is used in error messages."""
-    if len(text) > MAX_PLAN_BYTES:
-        raise PlanError(
-            f"the plan is larger than {MAX_PLAN_BYTES // (1024 * 1024)} MiB (the limit)", file=path
-        )
-    if not text.strip():
-        raise PlanError(
-            "the plan is empty: it needs at least one [[phases]] table", file=path, line=1
-        )
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise _toml_error(exc, text, path) from None
-    except RecursionError:
-        raise PlanError(
-            f"not valid TOML: nested deeper than {MAX_DEPTH} arrays and tables (the limit)",
-            file=path,
-            line=_deep_line(text, MAX_DEPTH),
-        ) from None
-    except ValueError as exc:  # a number too long for int()
-        long = _LONG_NUMBER.search(text)
-        line = text.count("\n", 0, long.start()) + 1 if long else 1
-        raise PlanError(
-            f"not valid TOML: {one_line(str(exc), 200)}", file=path, line=line
-        ) from None
-    return _Loader(data, path=path, text=text).plan()
-
-
-def _toml_error(exc: tomllib.TOMLDecodeError, text: str, path: str | None) -> PlanError:
-    # Python 3.11's TOMLDecodeError has no lineno/msg attributes (3.14 adds them):
-    # its message ends with "(at line N, column M)".
-    message = str(getattr(exc, "msg", exc))
-    line = getattr(exc, "lineno", None)
-    where = _TOML_WHERE.search(message)
-    if where is not None:
-        message = message[: where.start()].rstrip()
-        if where.group(1) is None:  # "(at end of document)": an unclosed array, ...
-            message += " at the end of the file"
-            found = len(text.rstrip().split("\n"))
-        else:
-            found = int(where.group(1))
-        line = line if line is not None else found
-    return PlanError(f"not valid TOML: {one_line(message)}", file=path, line=line or 1)
-
-
-def _deep_line(text: str, limit: int) -> int:
-    """The first line where arrays and inline tables nest deeper than ``limit``
-    (strings and comments skipped); line 1 when none is found."""
-    depth = 0
-    quote = ""
-    line = 1
-    index = 0
-    while index < len(text):
-        ch = text[index]
-        if ch == "\n":
-            line += 1
-        if quote:
-            if ch == "\\" and quote == '"':
-                index += 1
-            elif text.startswith(quote, index):
-                index += len(quote) - 1
-                quote = ""
-        elif ch == "#":
-            end = text.find("\n", index)
-            index = len(text) if end == -1 else end - 1
-        elif ch in "\"'":
-            quote = ch * 3 if text.startswith(ch * 3, index) else ch
-            index += len(quote) - 1
-        elif ch in "[{":
-            depth += 1
-            if depth > limit:
-                return line
-        elif ch in "]}":
-            depth = max(depth - 1, 0)
-        index += 1
-    return 1
+    return _Loader(parse_toml(text, path=path), path=path, text=text).plan()
 
 
 def plan_from_mapping(data: Mapping[str, Any], *, path: str | None = None) -> Plan:
@@ -203,18 +139,9 @@ class _Loader(PhaseLoader):
             raise self.error(problem[1], problem[0])
         data = self.table(self.data, ())
         self.unknown_keys(data, _TOP_KEYS, ())
-        meta = self.table(data.get("plan", {}), ("plan",))
-        self.unknown_keys(meta, ("name", "description"), ("plan",))
-        name = meta.get("name")
-        if name is None:
-            # absolute(): a bare "gates.toml" has an empty parent name.
-            name = (Path(self.path).absolute().parent.name if self.path else "") or "plan"
-        if not isinstance(name, str) or not name:
-            raise self.error(("plan", "name"), f"expected a non-empty string, got {kind(name)}")
-        name = self.free_text(name, ("plan", "name"), limit=128)
-        description = self.free_text(
-            meta.get("description", ""), ("plan", "description"), multiline=True, limit=MAX_TEXT
-        )
+        name, description = self.meta(data)
+        calendar = self.load_calendar(data)
+        notify = self.notify(data.get("notify", {}))
         variants = self.string_map(data.get("variants", {}), ("variants",))
         unknown_variants = set(variants) - {"canary", "baseline"}
         if unknown_variants:
@@ -239,22 +166,40 @@ class _Loader(PhaseLoader):
             policy=policy,
             variants=variants,
             args=args,
+            calendar=calendar,
+            notify=notify,
             path=self.path,
         )
-        mapping = plan_to_mapping(plan)
-        return Plan(
-            name=plan.name,
-            description=plan.description,
-            phases=plan.phases,
-            metrics=plan.metrics,
-            sources=plan.sources,
-            traffic=plan.traffic,
-            policy=plan.policy,
-            variants=plan.variants,
-            args=plan.args,
-            path=self.path,
-            digest=_digest(mapping),
+        return attrs.evolve(plan, digest=_digest(plan_to_mapping(plan)))
+
+    def meta(self, data: Mapping[str, Any]) -> tuple[str, str]:
+        """``[plan]``: its name (default: the plan's folder) and description."""
+        meta = self.table(data.get("plan", {}), ("plan",))
+        self.unknown_keys(meta, ("name", "description", "timezone"), ("plan",))
+        name = meta.get("name")
+        if name is None:
+            # absolute(): a bare "gates.toml" has an empty parent name.
+            name = (Path(self.path).absolute().parent.name if self.path else "") or "plan"
+        if not isinstance(name, str) or not name:
+            raise self.error(("plan", "name"), f"expected a non-empty string, got {kind(name)}")
+        description = self.free_text(
+            meta.get("description", ""), ("plan", "description"), multiline=True, limit=MAX_TEXT
         )
+        return self.free_text(name, ("plan", "name"), limit=128), description
+
+    def notify(self, value: Any) -> dict[str, Any]:
+        """``[notify.NAME]`` tables, checked now (types, events, options; secrets by
+        environment name only), kept as written for the run to build its channels."""
+        from .notify import parse_notifiers  # noqa: PLC0415 - only plans that notify
+
+        table = self.table(value, ("notify",))
+        if table:
+
+            def error(message: str, key: str) -> Exception:
+                return self.error(tuple(key.split(".")), message)
+
+            parse_notifiers(table, {}, error)
+        return {name: dict(entry) for name, entry in table.items()}
 
     def string_map(self, value: Any, key: Sequence[PathPart]) -> dict[str, str]:
         table = self.table(value, key)
@@ -374,6 +319,7 @@ def plan_to_mapping(plan: Plan) -> dict[str, Any]:
             "consecutive_failure_limit": policy.consecutive_failure_limit,
             "inconclusive_limit": policy.inconclusive_limit,
             "recheck_interval": format_duration(policy.recheck_interval),
+            **({"window": policy.window} if policy.window else {}),
         }
 
     def criterion_map(criterion: Criterion) -> str | dict[str, Any]:
@@ -403,29 +349,7 @@ def plan_to_mapping(plan: Plan) -> dict[str, Any]:
         out.update(metric.options)
         return out
 
-    phases = []
-    for phase in plan.phases:
-        entry: dict[str, Any] = {"name": phase.name}
-        if phase.steps:
-            entry["steps"] = [
-                {"traffic": step.traffic, "checkpoints": list(step.names)} for step in phase.steps
-            ]
-        else:
-            entry["traffic"] = phase.traffic
-            entry["checkpoints"] = [c.name for c in phase.checkpoints]
-        entry["gate"] = [criterion_map(c) for c in phase.gate.criteria]
-        if phase.gate.alpha != 0.01:
-            entry["gate_alpha"] = phase.gate.alpha
-        if phase.policy != plan.policy:
-            entry["policy"] = policy_map(phase.policy)
-        if phase.approval is not None:
-            approval: dict[str, Any] = {"prompt": phase.approval.prompt}
-            if phase.approval.timeout is not None:
-                approval["timeout"] = format_duration(phase.approval.timeout)
-            entry["approval"] = approval
-        if phase.description:
-            entry["description"] = phase.description
-        phases.append(entry)
+    phases = [_phase_map(phase, plan, policy_map, criterion_map) for phase in plan.phases]
     mapping: dict[str, Any] = {
         "plan": {"name": plan.name},
         "sources": {name: {"type": s.type, **dict(s.options)} for name, s in plan.sources.items()},
@@ -440,4 +364,45 @@ def plan_to_mapping(plan: Plan) -> dict[str, Any]:
         mapping["variants"] = dict(plan.variants)
     if plan.args:
         mapping["args"] = dict(plan.args)
+    calendar = calendar_to_mapping(plan.calendar)
+    if "timezone" in calendar.get("plan", {}):
+        mapping["plan"]["timezone"] = calendar["plan"]["timezone"]
+    mapping.update({k: v for k, v in calendar.items() if k != "plan"})
+    if plan.notify:
+        mapping["notify"] = {name: dict(entry) for name, entry in plan.notify.items()}
     return mapping
+
+
+def _phase_map(
+    phase: Phase,
+    plan: Plan,
+    policy_map: Callable[[Policy], dict[str, Any]],
+    criterion_map: Callable[[Criterion], str | dict[str, Any]],
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": phase.name}
+    if phase.steps:
+        entry["steps"] = [
+            {"traffic": step.traffic, "checkpoints": list(step.names)} for step in phase.steps
+        ]
+    else:
+        entry["traffic"] = phase.traffic
+        entry["checkpoints"] = [c.name for c in phase.checkpoints]
+    entry["gate"] = [criterion_map(c) for c in phase.gate.criteria]
+    if phase.gate.alpha != 0.01:
+        entry["gate_alpha"] = phase.gate.alpha
+    if phase.policy != plan.policy:
+        entry["policy"] = policy_map(phase.policy)
+    if phase.approval is not None:
+        approval: dict[str, Any] = {"prompt": phase.approval.prompt}
+        if phase.approval.timeout is not None:
+            approval["timeout"] = format_duration(phase.approval.timeout)
+        if phase.approval.ask_at is not None:
+            approval["ask_at"] = str(phase.approval.ask_at)
+        if phase.approval.on_deadline != "hold":
+            approval["on_deadline"] = phase.approval.on_deadline
+        entry["approval"] = approval
+    if phase.start_at is not None:
+        entry["start_at"] = str(phase.start_at)
+    if phase.description:
+        entry["description"] = phase.description
+    return entry

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+import attrs
+
 from ._grammar import GrammarError, Parsed, Quantity, parse_criterion
 from ._limits import (
     MAX_CHECKPOINTS,
@@ -35,7 +37,8 @@ from ._model import (
     Policy,
     Step,
 )
-from ._planload import LoaderBase, kind
+from ._planload import kind
+from ._planload_calendar import CalendarLoader
 from ._units import METRIC_UNITS, format_duration
 
 __all__ = ["CRITERION_KEYS", "PHASE_KEYS", "POLICY_KEYS", "PhaseLoader"]
@@ -47,6 +50,7 @@ POLICY_KEYS = (
     "consecutive_failure_limit",
     "inconclusive_limit",
     "recheck_interval",
+    "window",
 )
 PHASE_KEYS = (
     "name",
@@ -58,12 +62,14 @@ PHASE_KEYS = (
     "approval",
     "description",
     "steps",
+    "start_at",
+    "window",
 )
 CRITERION_KEYS = ("criterion", "fail_only", "alpha")
 _MAX_POLICY_LIMIT = 1_000_000  # failure and inconclusive limits
 
 
-class PhaseLoader(LoaderBase):
+class PhaseLoader(CalendarLoader):
     """Reads ``[[phases]]`` and ``[policy]`` tables into :class:`Phase` and :class:`Policy`."""
 
     def policy(self, value: Any, base: Policy, key: tuple[PathPart, ...]) -> Policy:
@@ -76,7 +82,10 @@ class PhaseLoader(LoaderBase):
             "consecutive_failure_limit": base.consecutive_failure_limit,
             "inconclusive_limit": base.inconclusive_limit,
             "recheck_interval": base.recheck_interval,
+            "window": base.window,
         }
+        if "window" in table:
+            fields["window"] = self.window_name(table["window"], (*key, "window"))
         if "on_fail" in table:
             fields["on_fail"] = self.choice(table["on_fail"], OnFail, (*key, "on_fail"))
         if "on_inconclusive" in table:
@@ -183,11 +192,21 @@ class PhaseLoader(LoaderBase):
             traffic=float(traffic),
             checkpoints=checkpoints,
             gate=gate,
-            policy=self.policy(table.get("policy", {}), policy, (*key, "policy")),
+            policy=self.phase_policy(table, policy, key),
             approval=self.approval(table.get("approval"), (*key, "approval")),
             description=self.free_text(description, (*key, "description"), multiline=True),
             steps=steps,
+            start_at=self.start_at(table.get("start_at"), (*key, "start_at")),
         )
+
+    def phase_policy(
+        self, table: Mapping[str, Any], policy: Policy, key: tuple[PathPart, ...]
+    ) -> Policy:
+        """The phase's policy; a phase-level ``window`` overrides the plan's."""
+        own = self.policy(table.get("policy", {}), policy, (*key, "policy"))
+        if "window" in table:
+            return attrs.evolve(own, window=self.window_name(table["window"], (*key, "window")))
+        return own
 
     def share(self, traffic: Any, key: tuple[PathPart, ...]) -> float:
         if (
@@ -308,11 +327,18 @@ class PhaseLoader(LoaderBase):
         if isinstance(value, str):
             return Approval(prompt=self.free_text(value, key))
         table = self.table(value, key)
-        self.unknown_keys(table, ("prompt", "timeout"), key)
+        self.unknown_keys(table, ("prompt", "timeout", "ask_at", "on_deadline"), key)
         timeout = table.get("timeout")
+        on_deadline = table.get("on_deadline", "hold")
+        if on_deadline not in ("hold", "reject"):
+            raise self.error(
+                (*key, "on_deadline"), f"expected 'hold' or 'reject', got {shorten(on_deadline)}"
+            )
         return Approval(
             prompt=self.free_text(table.get("prompt", "go/no-go"), (*key, "prompt")),
             timeout=None if timeout is None else self.duration(timeout, (*key, "timeout")),
+            ask_at=self.ask_at(table.get("ask_at"), (*key, "ask_at")),
+            on_deadline=on_deadline,
         )
 
     def criteria(

@@ -1,15 +1,21 @@
 """What a person watching a four-hour ramp wants to see: which phase, how much
 traffic, each checkpoint as it comes, each metric against its bound, the decision
-and why, and when the next checkpoint is due.
+and why, what is next and when, when the phase and the run should end, and the
+command that answers an approval.
 
-:class:`ConsoleReporter` is an ordinary plugin: it implements the event hooks.
+:class:`ConsoleReporter` is an ordinary plugin: it implements the event hooks. In a
+live run it also prints a heartbeat while a long wait goes on (its own daemon
+thread; it never touches the run).
 """
 
 from __future__ import annotations
 
+import shlex
 import sys
-from collections.abc import Mapping
+import threading
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TextIO
 
 from ._approval import ApprovalAnswer
@@ -27,10 +33,11 @@ from ._model import (
     Verdict,
 )
 from ._registry import RunInfoView
+from ._schedule import Outlook, PhaseSchedule, compact_checkpoints, outlook, schedule_of
 from ._units import format_duration, format_number, format_quantity
 from .hookspecs import hookimpl
 
-__all__ = ["ConsoleReporter", "format_gate_table"]
+__all__ = ["ConsoleReporter", "answer_commands", "format_gate_table", "format_span"]
 
 _MARK = {Outcome.PASS: "✓", Outcome.FAIL: "✗", Outcome.INCONCLUSIVE: "?"}
 
@@ -41,6 +48,53 @@ def _clock(at: datetime) -> str:
 
 def _in(delta: timedelta) -> str:
     return format_duration(max(delta, timedelta(0))) if delta > timedelta(0) else "now"
+
+
+def format_span(delta: timedelta) -> str:
+    """A span as people say it: its two largest units, whole minutes above one
+    (``1d14h``, ``2h34m``, ``34m``, ``45s``)."""
+    if delta <= timedelta(0):
+        return "0s"
+    if delta >= timedelta(minutes=1):
+        delta = timedelta(minutes=round(delta.total_seconds() / 60))
+    units = []
+    days, rest = divmod(int(delta.total_seconds()), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    for value, unit in ((days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s")):
+        if value:
+            units.append(f"{value}{unit}")
+    return "".join(units[:2]) or "0s"
+
+
+def _at(at: datetime, now: datetime) -> str:
+    """A moment, short when it is today: ``16:00 UTC``, else with its date."""
+    fmt = "%H:%M:%S" if at.second else "%H:%M"
+    if at.date() != now.date():
+        fmt = "%Y-%m-%d " + fmt
+    return at.strftime(fmt + " UTC")
+
+
+def describe_outlook(view: Outlook, now: datetime) -> str:
+    """``phase ramp ends in 2h34m, at 16:00 UTC · run ends in ~1d14h, at …``."""
+    ahead = ""
+    if view.approvals_ahead:
+        s = "s" if view.approvals_ahead > 1 else ""
+        ahead = f", {view.approvals_ahead} approval{s} ahead"
+    return (
+        f"phase {view.phase} ends in {format_span(view.phase_ends - now)}, at "
+        f"{_at(view.phase_ends, now)} · run ends in ~{format_span(view.run_ends - now)}, at "
+        f"{_at(view.run_ends, now)}{ahead}"
+    )
+
+
+def answer_commands(run_id: str, phase: str, extra: Sequence[str] = ()) -> tuple[str, str]:
+    """The exact commands that give and refuse a phase's go/no-go."""
+    tail = "".join(" " + shlex.quote(arg) for arg in extra)
+    return (
+        f"gatekeeper approve {run_id} --phase {shlex.quote(phase)} --by NAME{tail}",
+        f"gatekeeper reject {run_id} --phase {shlex.quote(phase)} --by NAME --reason WHY{tail}",
+    )
 
 
 def _share(percent: float) -> str:
@@ -96,19 +150,106 @@ def format_gate_table(result: GateResult, metrics: Mapping[str, Metric] | None =
     return "\n".join(lines)
 
 
-class ConsoleReporter:
-    """Prints the run as it happens (to stdout unless told otherwise)."""
+HEARTBEAT = timedelta(minutes=10)  # a wait longer than this gets a line this often
 
-    def __init__(self, stream: TextIO | None = None, *, verbose: bool = True) -> None:
+
+class ConsoleReporter:
+    """Prints the run as it happens (to stdout unless told otherwise).
+
+    ``phases`` are the phases the run was asked for (default: the plan's), so "run
+    ends in" counts only those. ``command_args`` follow the printed ``gatekeeper
+    approve``/``reject`` commands (``--plan`` and ``--store`` when not the defaults).
+    ``heartbeat`` is how often a live run's long wait gets a line (``None``: never).
+    """
+
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        verbose: bool = True,
+        phases: Sequence[str] | None = None,
+        command_args: Sequence[str] | None = None,
+        heartbeat: timedelta | None = HEARTBEAT,
+    ) -> None:
         self.stream = stream or sys.stdout
         self.verbose = verbose
+        self.phases = tuple(phases or ())
+        self.command_args = None if command_args is None else tuple(command_args)
+        self.heartbeat = heartbeat
         self._start: datetime | None = None
+        self._lock = threading.Lock()
+        self._waiting: tuple[RunInfoView, str, datetime] | None = None
+        self._stop = threading.Event()
+        self._beater: threading.Thread | None = None
+        self._started: dict[str, datetime] = {}
 
     def _print(self, text: str = "") -> None:
-        print(text, file=self.stream, flush=True)
+        with self._lock:
+            print(text, file=self.stream, flush=True)
 
     def _elapsed(self, run: RunInfoView, at: datetime) -> str:
         return "+" + (format_duration(at - run.started_at) or "0s")
+
+    def _schedule(self, run: RunInfoView) -> tuple[PhaseSchedule, ...]:
+        try:
+            return schedule_of(run.plan.select(self.phases))
+        except KeyError:
+            return schedule_of(run.plan.phases)
+
+    def _answer_args(self, run: RunInfoView) -> tuple[str, ...]:
+        if self.command_args is not None:
+            return self.command_args
+        path = run.plan.path
+        if path and Path(path).resolve() != Path("gates.toml").resolve():
+            return ("--plan", str(path))
+        return ()
+
+    # -- the heartbeat: a line every ``heartbeat`` while a long wait goes on -----------
+
+    def _wait_for(self, run: RunInfoView, what: str, due: datetime | None) -> None:
+        """A wait for ``what`` until ``due`` starts (``due=None``: no wait now)."""
+        self._waiting = None if due is None else (run, what, due)
+        if (
+            due is None
+            or run.rehearsal
+            or self.heartbeat is None
+            or due - run.clock.now() <= self.heartbeat
+            or self._beater is not None
+        ):
+            return
+        self._beater = threading.Thread(
+            target=self._beat_until_stopped, name="gatekeeper-heartbeat", daemon=True
+        )
+        self._beater.start()
+
+    def _beat_until_stopped(self) -> None:
+        assert self.heartbeat is not None
+        while not self._stop.wait(self.heartbeat.total_seconds()):
+            try:
+                self.beat()
+            except (OSError, ValueError):  # a closed stream: no more heartbeats
+                return
+
+    def beat(self) -> None:
+        """One heartbeat line, if a wait is going on."""
+        waiting = self._waiting
+        if waiting is None:
+            return
+        run, what, due = waiting
+        now = run.clock.now()
+        if due <= now:
+            return
+        self._print(
+            f"  … {_at(now, now)} still waiting: {what} in {format_span(due - now)}, "
+            f"at {_at(due, now)}"
+        )
+
+    def close(self) -> None:
+        """Stop the heartbeat (the run finished)."""
+        self._waiting = None
+        self._stop.set()
+
+    # -- hooks ---------------------------------------------------------------------------
 
     @hookimpl
     def gatekeeper_run_started(self, run: RunInfoView) -> None:
@@ -129,11 +270,30 @@ class ConsoleReporter:
                 f"({format_duration(phase.duration)}{extra})"
             )
         self._print("plan: " + " → ".join(steps))
+        schedule = self._schedule(run)
+        if schedule and not run.resumed:
+            now = run.clock.now()
+            total = sum((s.duration for s in schedule), timedelta(0))
+            self._print(
+                f"  {len(schedule)} phase{'s' if len(schedule) > 1 else ''}, "
+                f"{format_span(total)} if nothing holds: ends ~{_at(now + total, now)}"
+            )
 
     @hookimpl
     def gatekeeper_approval_requested(self, run: RunInfoView, phase: Phase) -> None:
         assert phase.approval is not None
         self._print(f"\n… {phase.name}: waiting for the {phase.approval.prompt}")
+        if run.rehearsal:
+            return
+        give, refuse = answer_commands(run.run_id, phase.name, self._answer_args(run))
+        self._print(f"    go:    {give}\n    no-go: {refuse}")
+        timeout = phase.approval.timeout
+        if timeout is not None:
+            now = run.clock.now()
+            self._print(
+                f"    unanswered in {format_span(timeout)} (at {_at(now + timeout, now)}), "
+                "the phase does not start"
+            )
 
     @hookimpl
     def gatekeeper_approval_answered(
@@ -145,15 +305,49 @@ class ConsoleReporter:
 
     @hookimpl
     def gatekeeper_phase_started(self, run: RunInfoView, phase: Phase, split: Split) -> None:
-        checkpoints = " ".join(c.name for c in phase.checkpoints)
+        checkpoints = compact_checkpoints([(c.name, c.offset) for c in phase.checkpoints])
+        now = run.clock.now()
         self._print(
-            f"\n▶ phase {phase.name} [{self._elapsed(run, run.clock.now())}] · canary "
+            f"\n▶ phase {phase.name} [{self._elapsed(run, now)}] · canary "
             f"{_share(split.canary)}% / baseline {_share(split.baseline)}% · "
             f"checkpoints {checkpoints}"
         )
         if self.verbose:
             for criterion in phase.gate.criteria:
                 self._print(f"    gate: {criterion.text}")
+        self._started[phase.name] = now
+        if phase.checkpoints:
+            first = phase.checkpoints[0]
+            due = now + first.offset
+            self._progress(run, phase, now, first.name, due)
+
+    def _progress(
+        self, run: RunInfoView, phase: Phase, now: datetime, name: str, due: datetime
+    ) -> None:
+        view = outlook(
+            self._schedule(run),
+            phase.name,
+            self._phase_start(run, phase, now, name, due),
+            next_checkpoint=name,
+            next_at=due,
+        )
+        line = f"    next: {phase.name} @ {name} in {format_span(due - now)}, at {_at(due, now)}"
+        if view is not None:
+            line += "\n    " + describe_outlook(view, now)
+        self._print(line)
+        self._wait_for(run, f"{phase.name} @ {name}", due)
+
+    def _phase_start(
+        self, run: RunInfoView, phase: Phase, now: datetime, name: str, due: datetime
+    ) -> datetime:
+        """When the phase started: as seen at ``phase_started``, else (a resumed run)
+        as the next checkpoint's time implies."""
+        if phase.name in self._started:
+            return self._started[phase.name]
+        try:
+            return due - phase.checkpoint(name.removesuffix(" (re-check)")).offset
+        except KeyError:
+            return now
 
     @hookimpl
     def gatekeeper_traffic_changed(
@@ -173,6 +367,7 @@ class ConsoleReporter:
         next_at: datetime | None,
         next_checkpoint: str | None,
     ) -> None:
+        self._waiting = None
         attempt = f" (re-check {result.attempt - 1})" if result.attempt > 1 else ""
         self._print(
             f"  [{self._elapsed(run, result.at)}] {phase.name} @ {result.checkpoint}{attempt}: "
@@ -189,9 +384,23 @@ class ConsoleReporter:
                 f"(in {_in(next_at - result.at)})"
             )
         self._print(line)
+        if next_at is not None and next_checkpoint is not None:
+            now = run.clock.now()
+            start = self._phase_start(run, phase, now, next_checkpoint, next_at)
+            view = outlook(
+                self._schedule(run),
+                phase.name,
+                start,
+                next_checkpoint=next_checkpoint,
+                next_at=next_at,
+            )
+            if view is not None:
+                self._print("    " + describe_outlook(view, now))
+            self._wait_for(run, f"{phase.name} @ {next_checkpoint}", next_at)
 
     @hookimpl
     def gatekeeper_run_finished(self, run: RunInfoView, result: RunResult) -> None:
+        self.close()
         split = ""
         if result.split is not None:
             split = f" · canary at {_share(result.split.canary)}%"

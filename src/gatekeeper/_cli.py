@@ -29,7 +29,7 @@ from ._plugins import Plugins, default_plugins
 from ._protocols import Event
 from ._rehearsal import rehearsal
 from ._report import ConsoleReporter
-from ._status import describe_run, find_run, format_event, open_plan_store
+from ._status import describe_run, find_run, format_event, open_journal, open_plan_store
 from .exceptions import GatekeeperError, PlanError
 from .store.base import LeaseHeld
 
@@ -69,10 +69,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--phase", action="append", help="rehearse only this phase (repeatable)")
     p.add_argument("-q", "--quiet", action="store_true", help="show only what did not pass")
+    _json_option(p)
 
     p = commands.add_parser("run", help="run a plan with its real sources and traffic backend")
     p.add_argument("plan", type=Path)
     p.add_argument("--phase", action="append", help="run only this phase (repeatable)")
+    _json_option(p)
     p.add_argument(
         "--judge-only", action="store_true", help="judge the gates, never change traffic"
     )
@@ -98,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     p = commands.add_parser("status", help="where runs are and what they wait for")
     p.add_argument("run", nargs="?", help="a run id (or a unique prefix); default: every run")
     _plan_option(p)
+    p.add_argument("--json", action="store_true", help="one JSON object per run (docs/json.md)")
 
     p = commands.add_parser("history", help="a run's whole journal")
     p.add_argument("run")
@@ -153,6 +156,12 @@ def _operator_commands(commands: Any) -> None:
         p.add_argument("--by", required=True, help="who decides (recorded)")
         p.add_argument("--reason", default="", help="why (recorded)")
         _plan_option(p)
+
+
+def _json_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--json", action="store_true", help="one JSON object per event as it happens (docs/json.md)"
+    )
 
 
 def _store_option(p: argparse.ArgumentParser) -> None:
@@ -237,9 +246,21 @@ def _main(argv: Sequence[str] | None, out: TextIO | None) -> int:
     raise AssertionError(args.command)  # pragma: no cover - argparse requires a command
 
 
-def _plugins(out: TextIO, quiet: bool) -> Plugins:
+def _plugins(out: TextIO, quiet: bool, args: argparse.Namespace | None = None) -> Plugins:
     plugins = default_plugins()
-    reporter = ConsoleReporter(out, verbose=not quiet)
+    reporter: Any = ConsoleReporter(out, verbose=not quiet)
+    if args is not None:
+        from ._report import answer_args  # noqa: PLC0415
+
+        extra = answer_args(str(args.plan), getattr(args, "store", None))
+        if args.json:
+            from ._jsonout import JsonLines  # noqa: PLC0415
+
+            reporter = JsonLines(out, phases=args.phase, command_args=extra)
+        else:
+            reporter = ConsoleReporter(
+                out, verbose=not quiet, phases=args.phase, command_args=extra
+            )
     plugins.register(reporter, name=f"console-{id(reporter)}")
     return plugins
 
@@ -262,7 +283,7 @@ def _drive(rollout: Rollout, phases: Sequence[str] | None) -> RunResult:
 
 def _rehearse(args: argparse.Namespace, out: TextIO) -> int:
     plan = load_plan(args.plan)
-    plugins = _plugins(out, args.quiet)
+    plugins = _plugins(out, args.quiet, args)
     if args.metrics is not None:
         rollout = rehearsal(plan, args.metrics, phases=args.phase, plugins=plugins)
     else:
@@ -311,7 +332,7 @@ def _backtest(plan: Plan, since: str, phases: Sequence[str] | None, plugins: Plu
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
     plan = load_plan(args.plan)
-    plugins = _plugins(out, args.quiet)
+    plugins = _plugins(out, args.quiet, args)
     store = open_plan_store(plan, args.store)
     try:
         rollout = Rollout(
@@ -327,7 +348,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     finally:
         _close(store)
     if rollout.reported:
-        print(f"gatekeeper: {result.reason}", file=out)
+        print(f"gatekeeper: {result.reason}", file=sys.stderr if args.json else out)
     elif os.environ.get("GITHUB_STEP_SUMMARY") and result.run_id:
         _step_summary(plan, args.store, result.run_id)
     return result.exit_code
@@ -352,26 +373,22 @@ def _close(store: Any) -> None:
 
 
 def _journal_command(args: argparse.Namespace, out: TextIO) -> int:
-    plan = load_plan(args.plan)
-    store = open_plan_store(plan, args.store)
+    plan = _journal_plan(args)
+    store = open_journal(plan, args.store)
     try:
         if args.command == "status":
-            runs = [find_run(store, args.run)] if args.run else list(store.runs())
-            if not runs:
-                print("no runs in the journal", file=out)
-            for info in runs:
-                print("\n".join(describe_run(info, store.events(info.run_id))), file=out)
-            return 0
+            return _status(args, plan, store, out)
         info = find_run(store, args.run)
         if args.command == "report":
             return _report(args, store, info, out)
         if args.command == "history":
             for event in store.events(info.run_id):
                 if args.json:
-                    print(json.dumps(_event_json(event), sort_keys=True), file=out)
+                    print(json.dumps(_event_json(event, info.run_id), sort_keys=True), file=out)
                 else:
                     print(format_event(event), file=out)
             return 0
+        assert plan is not None  # only status, history and report go without one
         if args.command in ("approve", "reject"):
             return operate.answer(
                 store,
@@ -409,15 +426,36 @@ def _report(args: argparse.Namespace, store: Any, info: Any, out: TextIO) -> int
     return 0
 
 
-def _event_json(event: Event) -> dict[str, Any]:
-    return {
-        "seq": event.seq,
-        "at": event.at.isoformat(),
-        "kind": event.kind,
-        "phase": event.phase,
-        "checkpoint": event.checkpoint,
-        "data": dict(event.data),
-    }
+def _event_json(event: Event, run_id: str) -> dict[str, Any]:
+    from ._jsonout import event_json  # noqa: PLC0415 - the schema shared with run --json
+
+    return event_json(event, run_id)
+
+
+def _journal_plan(args: argparse.Namespace) -> Plan | None:
+    """The plan, or none: status, history and report read a journal named by
+    --store (or $GATEKEEPER_STORE) without a plan file."""
+    without = args.command in ("status", "history", "report")
+    if without and not args.plan.exists() and (args.store or os.environ.get("GATEKEEPER_STORE")):
+        return None
+    return load_plan(args.plan)
+
+
+def _status(args: argparse.Namespace, plan: Plan | None, store: Any, out: TextIO) -> int:
+    from ._status import run_state  # noqa: PLC0415
+
+    runs = [find_run(store, args.run)] if args.run else list(store.runs())
+    if not runs and not args.json:
+        print("no runs in the journal", file=out)
+    for info in runs:
+        events = store.events(info.run_id)
+        if args.json:
+            from ._jsonout import dumps, status_json  # noqa: PLC0415
+
+            print(dumps(status_json(info, run_state(info, events, plan))), file=out)
+        else:
+            print("\n".join(describe_run(info, events, plan=plan)), file=out)
+    return 0
 
 
 def _check(args: argparse.Namespace, out: TextIO) -> int:

@@ -33,11 +33,11 @@ from ._model import (
     Verdict,
 )
 from ._registry import RunInfoView
-from ._schedule import Outlook, PhaseSchedule, compact_checkpoints, outlook, schedule_of
+from ._schedule import Outlook, Progress, compact_checkpoints
 from ._units import format_duration, format_number, format_quantity
 from .hookspecs import hookimpl
 
-__all__ = ["ConsoleReporter", "answer_commands", "format_gate_table", "format_span"]
+__all__ = ["ConsoleReporter", "answer_args", "answer_commands", "format_gate_table", "format_span"]
 
 _MARK = {Outcome.PASS: "✓", Outcome.FAIL: "✗", Outcome.INCONCLUSIVE: "?"}
 
@@ -86,6 +86,24 @@ def describe_outlook(view: Outlook, now: datetime) -> str:
         f"{_at(view.phase_ends, now)} · run ends in ~{format_span(view.run_ends - now)}, at "
         f"{_at(view.run_ends, now)}{ahead}"
     )
+
+
+def answer_args(plan: str | None, store: str | None) -> tuple[str, ...]:
+    """What follows ``gatekeeper approve RUN …`` for this run: ``--plan`` unless it is
+    ./gates.toml, ``--store`` when one was named (a URL with a password is never
+    printed: the placeholder says to repeat it)."""
+    from urllib.parse import urlsplit  # noqa: PLC0415
+
+    extra: tuple[str, ...] = ()
+    if plan and Path(plan).resolve() != Path("gates.toml").resolve():
+        extra += ("--plan", plan)
+    if store:
+        try:
+            secret = urlsplit(store).password is not None
+        except ValueError:
+            secret = True
+        extra += ("--store", "<the same --store>" if secret else store)
+    return extra
 
 
 def answer_commands(run_id: str, phase: str, extra: Sequence[str] = ()) -> tuple[str, str]:
@@ -173,7 +191,7 @@ class ConsoleReporter:
     ) -> None:
         self.stream = stream or sys.stdout
         self.verbose = verbose
-        self.phases = tuple(phases or ())
+        self.progress = Progress(phases)
         self.command_args = None if command_args is None else tuple(command_args)
         self.heartbeat = heartbeat
         self._start: datetime | None = None
@@ -181,7 +199,6 @@ class ConsoleReporter:
         self._waiting: tuple[RunInfoView, str, datetime] | None = None
         self._stop = threading.Event()
         self._beater: threading.Thread | None = None
-        self._started: dict[str, datetime] = {}
 
     def _print(self, text: str = "") -> None:
         with self._lock:
@@ -190,19 +207,10 @@ class ConsoleReporter:
     def _elapsed(self, run: RunInfoView, at: datetime) -> str:
         return "+" + (format_duration(at - run.started_at) or "0s")
 
-    def _schedule(self, run: RunInfoView) -> tuple[PhaseSchedule, ...]:
-        try:
-            return schedule_of(run.plan.select(self.phases))
-        except KeyError:
-            return schedule_of(run.plan.phases)
-
     def _answer_args(self, run: RunInfoView) -> tuple[str, ...]:
         if self.command_args is not None:
             return self.command_args
-        path = run.plan.path
-        if path and Path(path).resolve() != Path("gates.toml").resolve():
-            return ("--plan", str(path))
-        return ()
+        return answer_args(run.plan.path, None)
 
     # -- the heartbeat: a line every ``heartbeat`` while a long wait goes on -----------
 
@@ -270,7 +278,7 @@ class ConsoleReporter:
                 f"({format_duration(phase.duration)}{extra})"
             )
         self._print("plan: " + " → ".join(steps))
-        schedule = self._schedule(run)
+        schedule = self.progress.schedule(run.plan)
         if schedule and not run.resumed:
             now = run.clock.now()
             total = sum((s.duration for s in schedule), timedelta(0))
@@ -315,7 +323,7 @@ class ConsoleReporter:
         if self.verbose:
             for criterion in phase.gate.criteria:
                 self._print(f"    gate: {criterion.text}")
-        self._started[phase.name] = now
+        self.progress.started[phase.name] = now
         if phase.checkpoints:
             first = phase.checkpoints[0]
             due = now + first.offset
@@ -324,30 +332,12 @@ class ConsoleReporter:
     def _progress(
         self, run: RunInfoView, phase: Phase, now: datetime, name: str, due: datetime
     ) -> None:
-        view = outlook(
-            self._schedule(run),
-            phase.name,
-            self._phase_start(run, phase, now, name, due),
-            next_checkpoint=name,
-            next_at=due,
-        )
         line = f"    next: {phase.name} @ {name} in {format_span(due - now)}, at {_at(due, now)}"
+        view = self.progress.outlook(run.plan, phase, now, name, due)
         if view is not None:
             line += "\n    " + describe_outlook(view, now)
         self._print(line)
         self._wait_for(run, f"{phase.name} @ {name}", due)
-
-    def _phase_start(
-        self, run: RunInfoView, phase: Phase, now: datetime, name: str, due: datetime
-    ) -> datetime:
-        """When the phase started: as seen at ``phase_started``, else (a resumed run)
-        as the next checkpoint's time implies."""
-        if phase.name in self._started:
-            return self._started[phase.name]
-        try:
-            return due - phase.checkpoint(name.removesuffix(" (re-check)")).offset
-        except KeyError:
-            return now
 
     @hookimpl
     def gatekeeper_traffic_changed(
@@ -386,14 +376,7 @@ class ConsoleReporter:
         self._print(line)
         if next_at is not None and next_checkpoint is not None:
             now = run.clock.now()
-            start = self._phase_start(run, phase, now, next_checkpoint, next_at)
-            view = outlook(
-                self._schedule(run),
-                phase.name,
-                start,
-                next_checkpoint=next_checkpoint,
-                next_at=next_at,
-            )
+            view = self.progress.outlook(run.plan, phase, now, next_checkpoint, next_at)
             if view is not None:
                 self._print("    " + describe_outlook(view, now))
             self._wait_for(run, f"{phase.name} @ {next_checkpoint}", next_at)

@@ -17,12 +17,13 @@ from typing import Any
 
 import attrs
 
-from ._model import Phase
+from ._model import Phase, Plan
 from ._units import format_duration
 
 __all__ = [
     "Outlook",
     "PhaseSchedule",
+    "Progress",
     "compact_checkpoints",
     "outlook",
     "schedule_data",
@@ -167,6 +168,44 @@ def outlook(
         run_ends=run_ends,
         approvals_ahead=sum(1 for s in later if s.approval),
     )
+
+
+class Progress:
+    """What an observer keeps to say what is next: the phases the run was asked for
+    (default: the plan's) and when each phase started."""
+
+    def __init__(self, phases: Sequence[str] | None = None) -> None:
+        self.phases = tuple(phases or ())
+        self.started: dict[str, datetime] = {}
+
+    def schedule(self, plan: Plan) -> tuple[PhaseSchedule, ...]:
+        try:
+            return schedule_of(plan.select(self.phases))
+        except KeyError:
+            return schedule_of(plan.phases)
+
+    def outlook(
+        self,
+        plan: Plan,
+        phase: Phase,
+        now: datetime,
+        next_checkpoint: str | None,
+        next_at: datetime | None,
+    ) -> Outlook | None:
+        """The outlook after a checkpoint (or at the phase's start)."""
+        if next_checkpoint is None or next_at is None:
+            return None
+        start = self.started.get(phase.name)
+        if start is None:  # a resumed run: as the next checkpoint's time implies
+            offset = schedule_of([phase])[0].offset(next_checkpoint)
+            start = now if offset is None else next_at - offset
+        return outlook(
+            self.schedule(plan),
+            phase.name,
+            start,
+            next_checkpoint=next_checkpoint,
+            next_at=next_at,
+        )
 
 
 def compact_checkpoints(offsets: Sequence[tuple[str, timedelta]], limit: int = 8) -> str:

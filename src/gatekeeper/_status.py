@@ -1,17 +1,32 @@
-"""Where runs are, read from their journals: ``gatekeeper status`` and ``history``."""
+"""Where runs are, read from their journals: ``gatekeeper status`` and ``history``.
+
+``status`` needs no plan file: what a run waits for, its next checkpoint and its
+expected end come from the journal (``run_started``'s schedule, ``phase_started``,
+the last decision). A plan is used only for a journal written before schedules were
+journaled, and only when it is the plan the run started with (same digest).
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from ._model import Plan
 from ._protocols import Event, RunInfo, Store
+from ._schedule import PhaseSchedule, outlook, schedule_from, schedule_of
 from .exceptions import StoreError
 
-__all__ = ["default_store_target", "describe_run", "format_event", "open_plan_store"]
+__all__ = [
+    "default_store_target",
+    "describe_run",
+    "format_event",
+    "open_journal",
+    "open_plan_store",
+    "run_state",
+]
 
 STORE_ENV = "GATEKEEPER_STORE"
 
@@ -38,6 +53,22 @@ def open_plan_store(plan: Plan, target: str | None = None) -> Store:
     return open_store(target or default_store_target(plan), base_dir=base)
 
 
+def open_journal(
+    plan: Plan | None, target: str | None, env: Mapping[str, str] | None = None
+) -> Store:
+    """The store for a journal command: the plan's (as :func:`open_plan_store`), or
+    with no plan file the one named by ``--store`` or ``$GATEKEEPER_STORE``."""
+    if plan is not None:
+        return open_plan_store(plan, target)
+    env = os.environ if env is None else env
+    target = target or env.get(STORE_ENV)
+    if not target:
+        raise StoreError("no plan file and no journal: name one with --store or $GATEKEEPER_STORE")
+    from .store import open_store  # noqa: PLC0415
+
+    return open_store(target)
+
+
 def find_run(store: Store, run_id: str) -> RunInfo:
     """A run by id or unique prefix; ``StoreError`` naming the candidates otherwise."""
     runs = [r for r in store.runs() if r.run_id.startswith(run_id)]
@@ -53,20 +84,49 @@ def _clock(at: datetime) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def describe_run(info: RunInfo, events: Sequence[Event]) -> list[str]:
-    """A few lines: status, phase, traffic, what it waits for, the last verdicts."""
-    lines = [
-        f"run {info.run_id} · plan {info.plan} · {info.status} · started {_clock(info.started_at)}"
-    ]
-    phase = None
-    split = None
+def _schedule(
+    info: RunInfo, events: Sequence[Event], plan: Plan | None
+) -> tuple[PhaseSchedule, ...] | None:
+    """The run's schedule: journaled at its start, else the plan's when it is the plan
+    the run started with."""
+    started = next((e for e in events if e.kind == "run_started"), None)
+    if started is not None:
+        journaled = schedule_from(started.data.get("schedule"))
+        if journaled is not None:
+            return journaled
+    if plan is None or (plan.digest and info.plan_digest and plan.digest != info.plan_digest):
+        return None
+    names = started.data.get("phases") if started is not None else None
+    try:
+        return schedule_of(plan.select(list(names) if isinstance(names, list) else None))
+    except KeyError:
+        return None
+
+
+def _when(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def run_state(info: RunInfo, events: Sequence[Event], plan: Plan | None = None) -> dict[str, Any]:
+    """Where a run stands, as JSON-able data (``status --json`` prints it whole)."""
+    phase: str | None = None
+    phase_started: datetime | None = None
+    split: Any = None
     waiting = ""
-    last_decision: Event | None = None
+    ended = False
+    last: Event | None = None  # the last decision of the phase in progress
     pending: list[Event] = []  # verdicts of the evaluation not decided yet
     verdicts: list[Event] = []  # those of the last decided evaluation
     for event in events:
         if event.kind == "phase_started":
-            phase = event.phase
+            phase, last, ended = event.phase, None, False
+            phase_started = _when(event.data.get("started_at")) or event.at
         elif event.kind in ("traffic_confirmed", "traffic_read"):
             split = event.data.get("canary")
         elif event.kind == "approval_requested":
@@ -76,27 +136,114 @@ def describe_run(info: RunInfo, events: Sequence[Event]) -> list[str]:
         elif event.kind == "verdict":
             pending.append(event)
         elif event.kind == "decision":
-            last_decision = event
+            last = event
             verdicts, pending = pending, []
             recheck = event.data.get("recheck_at")
             waiting = f"re-check of {event.checkpoint} at {recheck}" if recheck else ""
+        elif event.kind == "phase_ended":
+            ended = True
         elif event.kind == "run_ended" and event.data.get("outcome") != "held":
             waiting = ""
+    state: dict[str, Any] = {
+        "phase": phase,
+        "canary": split if isinstance(split, int | float) else None,
+        "waiting": waiting or None,
+        "next_checkpoint": None,
+        "next_at": None,
+        "phase_ends_at": None,
+        "run_ends_at": None,
+        "approvals_ahead": None,
+        "last_decision": None,
+    }
+    if last is not None:
+        state["last_decision"] = {
+            "checkpoint": last.checkpoint,
+            "at": last.at.isoformat(),
+            **{k: last.data.get(k) for k in ("action", "reason", "outcome", "recheck_at")},
+            "verdicts": [
+                {k: v.data.get(k) for k in ("criterion", "outcome", "reason")} for v in verdicts
+            ],
+        }
+    schedule = _schedule(info, events, plan)
+    if info.status != "running" or phase is None or phase_started is None or ended:
+        return state
+    if schedule is None:
+        state["next_checkpoint"] = "unknown: the journal has no schedule; pass --plan"
+        return state
+    found = _next_due(schedule, phase, phase_started, last)
+    if found is None:
+        return state
+    name, due = found
+    view = outlook(schedule, phase, phase_started, next_checkpoint=name, next_at=due)
+    if view is not None:
+        state.update(view.to_data())
+    return state
+
+
+def _next_due(
+    schedule: Sequence[PhaseSchedule], phase: str, started: datetime, last: Event | None
+) -> tuple[str | None, datetime | None] | None:
+    """The phase's next checkpoint and when, after its ``last`` decision."""
+    current = next((s for s in schedule if s.name == phase), None)
+    if current is None or not current.checkpoints:
+        return None
+    if last is None:
+        name, offset = current.checkpoints[0]
+        return name, started + offset
+    if last.data.get("recheck_at"):
+        return f"{last.checkpoint} (re-check)", _when(last.data.get("recheck_at"))
+    if last.data.get("action") == "continue" and last.checkpoint:
+        following = current.after(last.checkpoint)
+        return (None, None) if following is None else (following[0], started + following[1])
+    return None
+
+
+def describe_run(
+    info: RunInfo,
+    events: Sequence[Event],
+    *,
+    plan: Plan | None = None,
+    now: datetime | None = None,
+) -> list[str]:
+    """A few lines: status, phase, traffic, what it waits for, what is next and when
+    the phase and the run should end, the last verdicts."""
+    from ._report import format_span  # noqa: PLC0415 - the console's way of saying spans
+
+    state = run_state(info, events, plan)
+    now = now or datetime.now(UTC)
+    lines = [
+        f"run {info.run_id} · plan {info.plan} · {info.status} · started {_clock(info.started_at)}"
+    ]
+    phase, canary = state["phase"], state["canary"]
     where = f"phase {phase}" if phase else "no phase started"
-    traffic = f", canary at {split:g}%" if isinstance(split, int | float) else ""
+    traffic = f", canary at {canary:g}%" if canary is not None else ""
     lines.append(f"  {where}{traffic}")
-    if waiting:
-        lines.append(f"  {waiting}")
-    if last_decision is not None:
-        data = last_decision.data
+    if state["waiting"]:
+        lines.append(f"  {state['waiting']}")
+
+    def due(key: str) -> str:
+        at = _when(state[key]) or now
+        if at < now:
+            return f"{_clock(at)} (overdue)"
+        return f"{_clock(at)}, in {format_span(at - now)}"
+
+    if state["next_at"]:
+        lines.append(f"  next: {phase} @ {state['next_checkpoint']} at {due('next_at')}")
+        ahead = state["approvals_ahead"]
+        approvals = f" ({ahead} approval{'s' if ahead > 1 else ''} ahead)" if ahead else ""
+        lines.append(f"  phase {phase} ends ~{due('phase_ends_at')}")
+        lines.append(f"  run ends ~{due('run_ends_at')}{approvals}")
+    elif state["next_checkpoint"]:
+        lines.append(f"  next checkpoint {state['next_checkpoint']}")
+    decision = state["last_decision"]
+    if decision is not None:
         lines.append(
-            f"  last decision at {last_decision.checkpoint}: {str(data.get('action', '')).upper()}"
-            f" ({data.get('reason', '')})"
+            f"  last decision at {decision['checkpoint']}: {str(decision['action'] or '').upper()}"
+            f" ({decision['reason'] or ''})"
         )
         lines.extend(
-            f"    {str(v.data.get('outcome', '')).upper():<12} {v.data.get('criterion')}: "
-            f"{v.data.get('reason')}"
-            for v in verdicts
+            f"    {str(v['outcome'] or '').upper():<12} {v['criterion']}: {v['reason']}"
+            for v in decision["verdicts"]
         )
     return lines
 

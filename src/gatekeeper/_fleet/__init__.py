@@ -15,8 +15,8 @@ from .orchestrate import FleetResult, FleetRun, TargetParts
 from .rehearse import fleet_recordings, fleet_rehearsal, rehearse_fleet_plan
 
 __all__ = [
-    "FLEET_KEYS",
     "Bake",
+    "FLEET_KEYS",
     "Fleet",
     "FleetEvent",
     "FleetOnFail",

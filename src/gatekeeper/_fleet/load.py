@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .._limits import MAX_PLAN_BYTES, decode_utf8, read_bounded
+from .._limits import MAX_PLAN_BYTES, decode_utf8, read_bounded, shorten
 from .._locate import PathPart, locate
 from .._model import Approval, Criterion, TrafficConfig
 from .._planfile import plan_from_mapping
@@ -176,7 +176,7 @@ class _FleetLoader(LoaderBase):
                 if not isinstance(item, str) or item not in targets:
                     raise self.error(
                         (*key, "targets"),
-                        f"unknown target {kind(item)} (known: {', '.join(sorted(targets))})",
+                        f"unknown target {shorten(item)} (known: {', '.join(sorted(targets))})",
                     )
                 if item in seen:
                     raise self.error(
@@ -251,7 +251,7 @@ class _FleetLoader(LoaderBase):
         if requests is not None and (not isinstance(requests, str) or requests not in metrics):
             raise self.error(
                 (*key, "requests"),
-                f"unknown metric {kind(requests)} (known: {', '.join(sorted(metrics))})",
+                f"unknown metric {shorten(requests)} (known: {', '.join(sorted(metrics))})",
             )
         entry = self.entry(table.get("entry", []), rest, window)
         return FleetPolicy(

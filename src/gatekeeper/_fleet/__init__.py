@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from .commands import fleet_rollback, fleet_status, rehearse_fleet, run_fleet
 from .journal import FleetEvent, FleetState, replay_fleet
-from .load import FLEET_KEYS, fleet_from_mapping, fleet_from_text, is_fleet, load_fleet
+from .load import fleet_from_mapping, fleet_from_text, is_fleet, load_fleet
 from .model import Bake, Fleet, FleetOnFail, FleetPolicy, Target, Wave, fleet_name, target_name
 from .orchestrate import FleetResult, FleetRun, TargetParts
 from .rehearse import fleet_recordings, fleet_rehearsal, rehearse_fleet_plan
 
 __all__ = [
     "Bake",
-    "FLEET_KEYS",
     "Fleet",
     "FleetEvent",
     "FleetOnFail",

@@ -227,3 +227,21 @@ def test_no_heartbeat_for_short_waits_or_rehearsals() -> None:
     reporter._wait_for(rehearsed, "ramp @ 2h", START + timedelta(hours=2))
     assert reporter._beater is None
     reporter.close()
+
+
+def test_an_approval_wait_gets_a_heartbeat_with_the_command() -> None:
+    """Waiting for a go/no-go has no end time: the heartbeat repeats the command."""
+    plan = gatekeeper.load_plan(EXAMPLE / "gates.toml")
+    clock = _StillClock(START)
+    stream = io.StringIO()
+    reporter = ConsoleReporter(stream, heartbeat=timedelta(milliseconds=20))
+    reporter.gatekeeper_approval_requested(_live_view(plan, clock), plan.phase("ramp"))
+    try:
+        deadline = time.monotonic() + 5
+        while "still waiting" not in stream.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        reporter.close()
+    beat = next(line for line in stream.getvalue().splitlines() if "still waiting" in line)
+    command = answer_commands("r1", "ramp", ["--plan", str(EXAMPLE / "gates.toml")])[0]
+    assert f"  … 00:00 UTC still waiting for the go/no-go of ramp: {command}" == beat

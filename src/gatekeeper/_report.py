@@ -196,7 +196,8 @@ class ConsoleReporter:
         self.heartbeat = heartbeat
         self._start: datetime | None = None
         self._lock = threading.Lock()
-        self._waiting: tuple[RunInfoView, str, datetime] | None = None
+        # What a live run waits for: (run, what, until when; None for an approval).
+        self._waiting: tuple[RunInfoView, str, datetime | None] | None = None
         self._stop = threading.Event()
         self._beater: threading.Thread | None = None
 
@@ -214,14 +215,18 @@ class ConsoleReporter:
 
     # -- the heartbeat: a line every ``heartbeat`` while a long wait goes on -----------
 
-    def _wait_for(self, run: RunInfoView, what: str, due: datetime | None) -> None:
-        """A wait for ``what`` until ``due`` starts (``due=None``: no wait now)."""
-        self._waiting = None if due is None else (run, what, due)
+    def _wait_for(
+        self, run: RunInfoView, what: str, due: datetime | None, *, open_ended: bool = False
+    ) -> None:
+        """A wait for ``what`` until ``due`` starts; ``open_ended``: until somebody
+        answers (an approval). ``due=None`` and not open-ended: no wait now."""
+        waiting = due is not None or open_ended
+        self._waiting = (run, what, due) if waiting else None
         if (
-            due is None
+            not waiting
             or run.rehearsal
             or self.heartbeat is None
-            or due - run.clock.now() <= self.heartbeat
+            or (due is not None and due - run.clock.now() <= self.heartbeat)
             or self._beater is not None
         ):
             return
@@ -245,6 +250,9 @@ class ConsoleReporter:
             return
         run, what, due = waiting
         now = run.clock.now()
+        if due is None:
+            self._print(f"  … {_at(now, now)} still waiting for {what}")
+            return
         if due <= now:
             return
         self._print(
@@ -295,6 +303,9 @@ class ConsoleReporter:
             return
         give, refuse = answer_commands(run.run_id, phase.name, self._answer_args(run))
         self._print(f"    go:    {give}\n    no-go: {refuse}")
+        self._wait_for(
+            run, f"the {phase.approval.prompt} of {phase.name}: {give}", None, open_ended=True
+        )
         timeout = phase.approval.timeout
         if timeout is not None:
             now = run.clock.now()
@@ -307,6 +318,7 @@ class ConsoleReporter:
     def gatekeeper_approval_answered(
         self, run: RunInfoView, phase: Phase, answer: ApprovalAnswer
     ) -> None:
+        self._waiting = None
         by = f" by {answer.by}" if answer.by else ""
         why = f" ({answer.reason})" if answer.reason else ""
         self._print(f"  approval: {answer.state.value}{by}{why}")

@@ -31,6 +31,7 @@ class FleetEvent:
     BAKE_CHECKED = "fleet_bake_checked"
     WAVE_DONE = "fleet_wave_done"
     FAILED = "fleet_failed"
+    ROLLBACK_ASKED = "fleet_rollback_asked"
     TARGET_ROLLED_BACK = "fleet_target_rolled_back"
     ENDED = "fleet_ended"
 
@@ -44,6 +45,7 @@ class FleetState:
     bakes: dict[str, datetime] = attrs.field(factory=dict)
     waves_done: set[str] = attrs.field(factory=set)
     failed: Mapping[str, Any] | None = None
+    asked: set[str] = attrs.field(factory=set)
     rolled_back: dict[str, float] = attrs.field(factory=dict)
     ended: Mapping[str, Any] | None = None
     last_at: datetime | None = None
@@ -62,6 +64,8 @@ def replay_fleet(events: Iterable[Event]) -> FleetState:
             state.bakes[str(data["wave"])] = datetime.fromisoformat(str(data["at"]))
         elif event.kind == FleetEvent.WAVE_DONE:
             state.waves_done.add(str(data["wave"]))
+        elif event.kind == FleetEvent.ROLLBACK_ASKED:
+            state.asked.add(str(data["target"]))
         elif event.kind == FleetEvent.FAILED:
             state.failed = data
         elif event.kind == FleetEvent.TARGET_ROLLED_BACK:

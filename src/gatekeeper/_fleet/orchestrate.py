@@ -86,8 +86,6 @@ class FleetRun:
         self.lease: Any = None
         self.state = FleetState()
         self.outcomes: dict[str, str] = {}
-        # Targets the fleet asked to roll back (a sibling failed): not failures themselves.
-        self.asked: set[str] = set()
 
     # -- the journal ------------------------------------------------------------------
 
@@ -135,6 +133,8 @@ class FleetRun:
                 "back, or start over with --restart"
             )
         self.state = replay_fleet(self.store.events(info.run_id))
+        # What earlier processes of this fleet run saw end (on_fail reaches back to them).
+        self.outcomes = {t: str(d["outcome"]) for t, d in self.state.ended_targets.items()}
         if isinstance(self.clock, SimulatedClock) and self.state.last_at is not None:
             self.clock.advance_to(self.state.last_at)
 
@@ -165,7 +165,9 @@ class FleetRun:
                     self.journal(FleetEvent.WAVE_STARTED, wave=wave.name, at=moment.isoformat())
                     self.state.waves_started[wave.name] = moment
                 results = await self.run_wave(wave)
-                failed = [t for t in wave.targets if results[t] in _FAILED and t not in self.asked]
+                failed = [
+                    t for t in wave.targets if results[t] in _FAILED and t not in self.state.asked
+                ]
                 if failed:
                     return await self.fail(wave, failed)
                 pending = [t for t in wave.targets if results[t] is not RunOutcome.ADVANCED]
@@ -266,8 +268,9 @@ class FleetRun:
                     failing = True
             if failing and self.fleet.policy.on_fail is not FleetOnFail.STOP:
                 for task in pending:
-                    if tasks[task] not in self.asked:
-                        self.asked.add(tasks[task])
+                    if tasks[task] not in self.state.asked:
+                        self.state.asked.add(tasks[task])
+                        self.journal(FleetEvent.ROLLBACK_ASKED, target=tasks[task])
                         self._ask_rollback(
                             rollouts[tasks[task]], "another target of the wave failed"
                         )
@@ -386,7 +389,9 @@ class FleetRun:
     async def fail(self, wave: Wave, failed: list[str]) -> FleetResult:
         """Journal the fleet's decision (which targets go back to 0 %), then apply it."""
         on_fail = self.fleet.policy.on_fail
-        moved = [t for t in self.outcomes if t not in failed]
+        # In wave order: a resumed fleet decides exactly as an uninterrupted one.
+        order = [t for w in self.fleet.waves for t in w.targets]
+        moved = [t for t in order if t in self.outcomes and t not in failed]
         if on_fail is FleetOnFail.ROLLBACK_WAVE:
             back = [t for t in wave.targets if t not in failed]
         elif on_fail is FleetOnFail.ROLLBACK_ALL:

@@ -6,13 +6,14 @@ arguments (the CLI does) or exits the process.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from .._model import RunOutcome, Split
 from .._plugins import Plugins, default_plugins
-from .._protocols import Store
+from .._protocols import Clock, Store
 from .journal import replay_fleet
 from .model import Fleet, fleet_name, target_name
 from .orchestrate import FleetResult, FleetRun, TargetParts
@@ -24,6 +25,17 @@ def _store(fleet: Fleet, store: Store | str | Path | None) -> tuple[Store, bool]
     from .._run.build import open_run_store  # noqa: PLC0415
 
     return open_run_store(fleet.plan, store)
+
+
+async def _close(parts: Iterable[TargetParts]) -> None:
+    """Close the backends and sources built for the targets (we made them)."""
+    from .._run.calls import call  # noqa: PLC0415
+
+    for part in parts:
+        for thing in [part.traffic, *(part.sources or {}).values()]:
+            closer = getattr(thing, "aclose", None) or getattr(thing, "close", None)
+            if closer is not None:
+                await call(closer)
 
 
 def _print(result: FleetResult, out: TextIO) -> None:
@@ -40,12 +52,15 @@ async def run_fleet(
     env: Mapping[str, str] | None = None,
     restart: bool = False,
     out: TextIO | None = None,
+    clock: Clock | None = None,
+    clock_at: Callable[[datetime], Clock] | None = None,
     **options: Any,
 ) -> FleetResult:
     """Run the fleet for real: each target's backend and sources built from its plan.
 
     ``options`` go to every target's :class:`Rollout` (``wait_for_approval``,
-    ``lease_wait``, ``query_timeout`` ...)."""
+    ``lease_wait``, ``query_timeout`` ...); ``clock`` (and ``clock_at``, the clock a
+    wave's targets start on) default to the one real clock."""
     from .._clock import SystemClock  # noqa: PLC0415
     from .._run import build_sources, build_traffic, plugin_context  # noqa: PLC0415
 
@@ -60,17 +75,21 @@ async def run_fleet(
             sources=build_sources(plan, plugins, context),
         )
 
+    run: FleetRun | None = None
     try:
         run = FleetRun(
             fleet,
             store=journal,
             parts=parts,
-            clock=SystemClock(),
+            clock=clock or SystemClock(),
+            clock_at=clock_at,
             restart=restart,
             options={"plugins": plugins, "env": env, **options},
         )
         result = await run.run()
     finally:
+        if run is not None:
+            await _close(run.parts.values())
         if owned:
             journal.close()
     if out is not None:

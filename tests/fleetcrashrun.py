@@ -26,9 +26,21 @@ from gatekeeper.store.sqlite import SQLiteStore
 TARGETS = ("a", "b", "c")
 
 
-def fleet() -> Fleet:
+def fleet(directory: Path | None = None) -> Fleet:
+    """The fleet; with ``directory``, each target's backend is its balancer file there
+    (as ``gatekeeper rollback --target`` builds it), else ``memory`` (given at run)."""
     data: dict[str, Any] = dict(crashrun.PLAN)
-    data["targets"] = {t: {"traffic": {"type": "memory"}, "args": {"region": t}} for t in TARGETS}
+    data["targets"] = {
+        t: {
+            "traffic": (
+                {"type": "memory"}
+                if directory is None
+                else {"type": "file", "path": str(directory / f"split-{t}.json")}
+            ),
+            "args": {"region": t},
+        }
+        for t in TARGETS
+    }
     data["waves"] = [
         {"name": f"w{i}", "targets": [t], "bake": {"for": "30m", "requests": 1000}}
         for i, t in enumerate(TARGETS, start=1)

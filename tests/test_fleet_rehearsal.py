@@ -173,3 +173,47 @@ def test_the_command_function_prints_every_region(recording: Path) -> None:
     result = rehearse_fleet(load_fleet(FLEET), recording, out=out)
     assert (0 if recording == HEALTHY else 1) == result.exit_code
     assert 9 == len(out.getvalue().splitlines())
+
+
+def test_a_wave_approval_withheld_holds_the_fleet_before_that_wave(tmp_path: Path) -> None:
+    """The latam wave's go/no-go (its target's first phase) is withheld: the fleet
+    holds with the pilot at 100 % and nothing else moved."""
+    text = FLEET.read_text().replace(
+        'targets = ["sa-east-1"]', 'targets = ["sa-east-1"]\napproval = "latam: go?"'
+    )
+    fleet = fleet_from_text(text, path=str(FLEET))
+    recording = tmp_path / "withheld.csv"
+    recording.write_text(HEALTHY.read_text() + "0,approval:canary,,canary,sa-east-1\n")
+    outcome, shares, store = rehearse(fleet, recording)
+    assert RunOutcome.HELD is outcome
+    assert {"af-south-1": 100.0} == {t: s for t, s in shares.items() if s}
+    latam = next(r for r in store.runs() if r.plan == "multi-region@sa-east-1")
+    kinds = [e.kind for e in store.events(latam.run_id)]
+    assert "approval_pending" in kinds or "approval_requested" in kinds
+
+
+def test_rollback_of_one_target_and_of_all(tmp_path: Path) -> None:
+    """``gatekeeper rollback --target b`` sends b to 0 % (the engine's own rollback on
+    b's run, backend built from b's plan); without --target every target goes back."""
+    import fleetcrashrun  # noqa: PLC0415
+    from gatekeeper._fleet import fleet_rollback  # noqa: PLC0415
+
+    assert 0 == fleetcrashrun.run(tmp_path).exit_code
+    fleet = fleetcrashrun.fleet(tmp_path)
+    store = SQLiteStore(tmp_path / "journal.sqlite3")
+    try:
+        out = io.StringIO()
+        assert 0 == fleet_rollback(fleet, store, targets=["b"], by="ci", reason="t", out=out)
+        shares = {t: _file_share(tmp_path, t) for t in "abc"}
+        assert {"a": 100.0, "b": 0.0, "c": 100.0} == shares
+        assert 2 == fleet_rollback(fleet, store, targets=["zz"], by="ci", reason="t", out=out)
+        assert 0 == fleet_rollback(fleet, store, targets=None, by="ci", reason="t", out=out)
+        assert dict.fromkeys("abc", 0.0) == {t: _file_share(tmp_path, t) for t in "abc"}
+    finally:
+        store.close()
+
+
+def _file_share(directory: Path, target: str) -> float:
+    import json  # noqa: PLC0415
+
+    return float(json.loads((directory / f"split-{target}.json").read_text())["canary"])

@@ -49,6 +49,7 @@ class FleetState:
     rolled_back: dict[str, float] = attrs.field(factory=dict)
     ended: Mapping[str, Any] | None = None
     last_at: datetime | None = None
+    started: bool = False
 
 
 def replay_fleet(events: Iterable[Event]) -> FleetState:
@@ -56,7 +57,9 @@ def replay_fleet(events: Iterable[Event]) -> FleetState:
     for event in events:
         data = event.data
         state.last_at = event.at if state.last_at is None else max(state.last_at, event.at)
-        if event.kind == FleetEvent.WAVE_STARTED:
+        if event.kind == FleetEvent.STARTED:
+            state.started = True
+        elif event.kind == FleetEvent.WAVE_STARTED:
             state.waves_started[str(data["wave"])] = datetime.fromisoformat(str(data["at"]))
         elif event.kind == FleetEvent.TARGET_ENDED:
             state.ended_targets[str(data["target"])] = data

@@ -137,6 +137,9 @@ class FleetRun:
         self.outcomes = {t: str(d["outcome"]) for t, d in self.state.ended_targets.items()}
         if isinstance(self.clock, SimulatedClock) and self.state.last_at is not None:
             self.clock.advance_to(self.state.last_at)
+        if not self.state.started:  # created, then killed before its first event
+            self.journal(FleetEvent.STARTED, digest=self.fleet.digest)
+            self.state.started = True
 
     def _release(self) -> None:
         if self.lease is not None:

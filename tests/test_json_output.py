@@ -226,3 +226,5 @@ def test_status_json_follows_the_documented_fields(tmp_path: Path) -> None:
         check(line[field], spec, field)
     assert ("gatekeeper.status/1", "held") == (line["schema"], line["status"])
     assert "waiting for the go/no-go of full" == line["waiting"]
+    command = f"gatekeeper approve {line['run']} --phase full --by NAME --store {store}"
+    assert command == line["approve"]

@@ -158,6 +158,10 @@ def test_status_works_with_the_store_alone(tmp_path: Path) -> None:
     assert 0 == status.returncode, status.stderr
     assert "· plan status-journal · held" in status.stdout
     assert "waiting for the go/no-go of full" in status.stdout
+    run_id = status.stdout.split()[1]
+    assert f"    go:    gatekeeper approve {run_id} --phase full --by NAME --store {journal}" in (
+        status.stdout
+    )
     history = gatekeeper_cli(elsewhere, "history", status.stdout.split()[1], "--store", journal)
     assert 0 == history.returncode, history.stderr
     assert "approval_requested" in history.stdout

@@ -442,8 +442,10 @@ def _journal_plan(args: argparse.Namespace) -> Plan | None:
 
 
 def _status(args: argparse.Namespace, plan: Plan | None, store: Any, out: TextIO) -> int:
+    from ._report import answer_args  # noqa: PLC0415
     from ._status import run_state  # noqa: PLC0415
 
+    extra = answer_args(str(args.plan) if plan is not None else None, args.store)
     runs = [find_run(store, args.run)] if args.run else list(store.runs())
     if not runs and not args.json:
         print("no runs in the journal", file=out)
@@ -452,9 +454,10 @@ def _status(args: argparse.Namespace, plan: Plan | None, store: Any, out: TextIO
         if args.json:
             from ._jsonout import dumps, status_json  # noqa: PLC0415
 
-            print(dumps(status_json(info, run_state(info, events, plan))), file=out)
+            state = run_state(info, events, plan, extra)
+            print(dumps(status_json(info, state)), file=out)
         else:
-            print("\n".join(describe_run(info, events, plan=plan)), file=out)
+            print("\n".join(describe_run(info, events, plan=plan, command_args=extra)), file=out)
     return 0
 
 

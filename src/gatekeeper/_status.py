@@ -113,8 +113,19 @@ def _when(value: Any) -> datetime | None:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
-def run_state(info: RunInfo, events: Sequence[Event], plan: Plan | None = None) -> dict[str, Any]:
-    """Where a run stands, as JSON-able data (``status --json`` prints it whole)."""
+def run_state(
+    info: RunInfo,
+    events: Sequence[Event],
+    plan: Plan | None = None,
+    command_args: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Where a run stands, as JSON-able data (``status --json`` prints it whole).
+
+    ``command_args`` follow the ``gatekeeper approve`` command of a run waiting for
+    an approval (``--plan``, ``--store`` when not the defaults)."""
+    from ._report import answer_commands  # noqa: PLC0415 - one spelling of the commands
+
+    asked: str | None = None  # the phase whose approval is awaited
     phase: str | None = None
     phase_started: datetime | None = None
     split: Any = None
@@ -131,8 +142,9 @@ def run_state(info: RunInfo, events: Sequence[Event], plan: Plan | None = None) 
             split = event.data.get("canary")
         elif event.kind == "approval_requested":
             waiting = f"waiting for the {event.data.get('prompt', 'approval')} of {event.phase}"
+            asked = event.phase
         elif event.kind in ("approval_given", "approval_rejected"):
-            waiting = ""
+            waiting, asked = "", None
         elif event.kind == "verdict":
             pending.append(event)
         elif event.kind == "decision":
@@ -154,7 +166,11 @@ def run_state(info: RunInfo, events: Sequence[Event], plan: Plan | None = None) 
         "run_ends_at": None,
         "approvals_ahead": None,
         "last_decision": None,
+        "approve": None,
+        "reject": None,
     }
+    if asked and waiting and info.status in ("running", "held"):
+        state["approve"], state["reject"] = answer_commands(info.run_id, asked, command_args)
     if last is not None:
         state["last_decision"] = {
             "checkpoint": last.checkpoint,
@@ -204,12 +220,13 @@ def describe_run(
     *,
     plan: Plan | None = None,
     now: datetime | None = None,
+    command_args: Sequence[str] = (),
 ) -> list[str]:
     """A few lines: status, phase, traffic, what it waits for, what is next and when
     the phase and the run should end, the last verdicts."""
     from ._report import format_span  # noqa: PLC0415 - the console's way of saying spans
 
-    state = run_state(info, events, plan)
+    state = run_state(info, events, plan, command_args)
     now = now or datetime.now(UTC)
     lines = [
         f"run {info.run_id} · plan {info.plan} · {info.status} · started {_clock(info.started_at)}"
@@ -220,6 +237,8 @@ def describe_run(
     lines.append(f"  {where}{traffic}")
     if state["waiting"]:
         lines.append(f"  {state['waiting']}")
+    if state["approve"]:
+        lines.append(f"    go:    {state['approve']}\n    no-go: {state['reject']}")
 
     def due(key: str) -> str:
         at = _when(state[key]) or now

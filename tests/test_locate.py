@@ -271,3 +271,10 @@ def test_every_key_of_a_written_plan_is_found(mapping: dict[str, Any], split: bo
     assert mapping == tomllib.loads(text)  # the writer itself is right
     found = {path: locate(text, path) for path in writer.where}
     assert writer.where == found
+
+
+def test_a_table_defined_by_a_deeper_header_is_found_there() -> None:
+    """``[sources.a.b]`` defines ``sources.a``: an error about ``sources.a.type`` points
+    at that header, not nowhere."""
+    text = '[plan]\nname = "x"\n\n[sources.a   .b]\ntype = "static"\n'
+    assert 4 == locate(text, ("sources", "a", "type"))

@@ -6,9 +6,11 @@ Every case here crashed, hung or validated before the limits of ``_limits.py``.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -117,6 +119,21 @@ CRASHES: dict[str, tuple[str, int, str]] = {
         BASE + "\n[sources.deep]\ntype = 'static'\nz = " + nested(40, "[", "]") + "\n",
         26,
         "sources.deep.z" + "[0]" * 29 + ": nested deeper than 32 arrays and tables (the limit)",
+    ),
+    "a dotted key of 1,000,000 parts (hours of quadratic parsing)": (
+        BASE + "\n" + "a." * 1_000_000 + "a = 1\n",
+        24,
+        "a dotted key of more than 32 parts nests deeper than 32 tables (the limit)",
+    ),
+    "a quoted dotted key of 500,000 parts": (
+        edit("[traffic]", "[traffic]\n" + '"a".' * 500_000 + '"a" = 1'),
+        16,
+        "a dotted key of more than 32 parts nests deeper than 32 tables (the limit)",
+    ),
+    "a table header of 100,000 dotted parts": (
+        BASE + "\n[" + "a." * 100_000 + "a]\n",
+        24,
+        "a dotted key of more than 32 parts nests deeper than 32 tables (the limit)",
     ),
     "200,000 checkpoints (a rehearsal of minutes)": (
         edit('"15m", "30m"', ", ".join(str(i + 1) for i in range(200_000))),
@@ -550,6 +567,42 @@ def test_deepest_is_iterative() -> None:
     deep = _nested_lists(100_000)
     assert deepest(deep) is not None
     assert sys.getrecursionlimit() < 100_000
+
+
+# Texts on which a regex or the parser once took minutes (quadratic in the length of a
+# key, a run of spaces or digits); each must be a quick answer.
+N = 1_000_000
+BAD = edit("traffic = 5", "traffic = 500")  # an error found after parsing: locate runs
+SLOW = {
+    "a 1,000,000-letter key": edit("traffic = 5", "traffic = 5\n" + "k" * N + " = 1"),
+    "a 1,000,000-letter value": edit("traffic = 5", "traffic = '" + "x" * N + "'"),
+    "a header with 1,000,000 spaces": BAD + "\n[sources.a" + " " * N + ".b]\ntype='static'\n",
+    "a key with 1,000,000 spaces": BAD.replace("[traffic]", "[traffic]\nzz" + " " * N + "= 1"),
+    "runs of 3,999 digits": BAD
+    + "\n[sources.d]\ntype='static'\nz = ["
+    + ", ".join(["9" * 3999] * 200)
+    + "]\n",
+    "a query of 500,000 '{{'": BAD.replace("{{service}}", "{{" * (N // 2)),
+    "a placeholder of 1,000,000 letters": BAD.replace("{{service}}", "{{" + "a" * N),
+    "a criterion of 1,000,000 characters": edit('"x < 2"', '"' + "x " * (N // 2) + '"'),
+    "a dotted run of 1,000,000 parts in a string": edit("checkout", "a." * N),
+}
+
+
+@pytest.mark.parametrize("text", SLOW.values(), ids=SLOW.keys())
+def test_pathological_text_is_answered_quickly(text: str) -> None:
+    """Each is loaded or refused in well under a second (10 s allows a loaded machine)."""
+    start = time.perf_counter()
+    with contextlib.suppress(PlanError):
+        plan_from_text(text, path="gates.toml")
+    assert time.perf_counter() - start < 10
+
+
+def test_a_long_dotted_run_inside_a_string_is_text() -> None:
+    """The dotted-key check skips strings and comments: 'a.a.a…' as a value loads."""
+    dotted = "a." * 100_000
+    text = edit('service = "checkout"', f'service = "{dotted}"  # {dotted}')
+    assert dotted == plan_from_text(text).args["service"]
 
 
 def test_the_checkpoint_limit_is_far_above_a_human_plan() -> None:

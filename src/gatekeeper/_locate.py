@@ -12,7 +12,8 @@ import json
 import re
 from collections.abc import Sequence
 
-_HEADER = re.compile(r"^\[\[?\s*([^\]]+?)\s*\]\]?")
+# No lazy "+?" before "\s*": '[a' + 100,000 spaces + '.b]' would take quadratic time.
+_HEADER = re.compile(r"^\[\[?([^\]]*)\]")
 _KEY = re.compile(
     r"""^((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*="""
 )
@@ -102,8 +103,8 @@ def locate(text: str, path: Sequence[PathPart]) -> int | None:
 
     def consider(found: tuple[PathPart, ...], lineno: int) -> None:
         nonlocal best_line, best_len
-        n = len(found)
-        if n <= len(target) and target[:n] == found and n > best_len:
+        n = _shared(found, target)
+        if n > best_len:
             best_line, best_len = lineno, n
 
     index = 0
@@ -134,6 +135,18 @@ def locate(text: str, path: Sequence[PathPart]) -> int | None:
                 if found is not None:
                     consider((*full, element), found)
     return best_line
+
+
+def _shared(found: tuple[PathPart, ...], target: tuple[PathPart, ...]) -> int:
+    """How much of ``target`` a line with path ``found`` locates: their common start.
+    A header ``[sources.a.b]`` is where ``sources.a`` (defined by it) is written, but
+    ``[[phases]]`` number 0 is not where number 7 is."""
+    n = 0
+    while n < min(len(found), len(target)) and found[n] == target[n]:
+        n += 1
+    if n < min(len(found), len(target)) and isinstance(target[n], int):
+        return 0  # another element of the array
+    return n
 
 
 def _array_element(lines: list[str], start: int, value: str, element: int) -> int | None:

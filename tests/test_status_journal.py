@@ -210,3 +210,15 @@ def test_status_of_a_live_run_says_when_its_next_checkpoint_is_due(tmp_path: Pat
     # From the journal alone: the same once the engine journals the schedule, until
     # then the way to get it.
     assert "  next: canary @ 1h at " in alone.stdout or "pass --plan" in alone.stdout
+
+
+def test_a_waiting_phase_says_why_and_until_when() -> None:
+    """A journaled ``phase_waiting`` is what status says the run waits for."""
+    waits = Event(
+        kind="phase_waiting",
+        at=START,
+        phase="ramp",
+        data={"until": (START + timedelta(hours=14)).isoformat(), "reason": "ramp starts at 14:00"},
+    )
+    state = run_state(info(), [*ramp_events()[:1], waits])
+    assert "ramp starts at 14:00 (until 2026-01-01 14:00:00 UTC)" == state["waiting"]

@@ -136,7 +136,7 @@ def run_state(
     verdicts: list[Event] = []  # those of the last decided evaluation
     for event in events:
         if event.kind == "phase_started":
-            phase, last, ended = event.phase, None, False
+            phase, last, ended, waiting = event.phase, None, False, ""
             phase_started = _when(event.data.get("started_at")) or event.at
         elif event.kind in ("traffic_confirmed", "traffic_read"):
             split = event.data.get("canary")
@@ -145,6 +145,10 @@ def run_state(
             asked = event.phase
         elif event.kind in ("approval_given", "approval_rejected"):
             waiting, asked = "", None
+        elif event.kind == "phase_waiting":
+            until = _when(event.data.get("until"))
+            waiting = str(event.data.get("reason") or f"{event.phase} waits")
+            waiting += f" (until {_clock(until)})" if until is not None else ""
         elif event.kind == "verdict":
             pending.append(event)
         elif event.kind == "decision":
@@ -171,15 +175,7 @@ def run_state(
     }
     if asked and waiting and info.status in ("running", "held"):
         state["approve"], state["reject"] = answer_commands(info.run_id, asked, command_args)
-    if last is not None:
-        state["last_decision"] = {
-            "checkpoint": last.checkpoint,
-            "at": last.at.isoformat(),
-            **{k: last.data.get(k) for k in ("action", "reason", "outcome", "recheck_at")},
-            "verdicts": [
-                {k: v.data.get(k) for k in ("criterion", "outcome", "reason")} for v in verdicts
-            ],
-        }
+    state["last_decision"] = _decision(last, verdicts)
     schedule = _schedule(info, events, plan)
     if info.status != "running" or phase is None or phase_started is None or ended:
         return state
@@ -194,6 +190,20 @@ def run_state(
     if view is not None:
         state.update(view.to_data())
     return state
+
+
+def _decision(last: Event | None, verdicts: Sequence[Event]) -> dict[str, Any] | None:
+    """The last decision and its verdicts, as ``status --json`` shows them."""
+    if last is None:
+        return None
+    return {
+        "checkpoint": last.checkpoint,
+        "at": last.at.isoformat(),
+        **{k: last.data.get(k) for k in ("action", "reason", "outcome", "recheck_at")},
+        "verdicts": [
+            {k: v.data.get(k) for k in ("criterion", "outcome", "reason")} for v in verdicts
+        ],
+    }
 
 
 def _next_due(

@@ -110,15 +110,17 @@ def test_stop_leaves_the_others_where_they_are_and_holds() -> None:
 
 
 def test_a_failing_entry_gate_holds_before_the_wave(tmp_path: Path) -> None:
-    """A critical incident anywhere at 14h: the latam wave does not start."""
+    """A critical incident anywhere from 13h on: re-checked for an hour, the latam
+    wave does not start."""
     recording = tmp_path / "incident.csv"
     recording.write_text(HEALTHY.read_text() + "13h,critical_incidents,1,canary,us-east-1\n")
     outcome, shares, store = rehearse(load_fleet(FLEET), recording)
     assert RunOutcome.HELD is outcome
     assert {"af-south-1": 100.0} == {t: s for t, s in shares.items() if s}
-    (first, second) = fleet_events(store, FleetEvent.ENTRY_CHECKED)
+    first, *later = fleet_events(store, FleetEvent.ENTRY_CHECKED)
     assert "pass" == first["outcomes"]["us-east-1"]  # type: ignore[index]
-    assert "fail" == second["outcomes"]["us-east-1"]  # type: ignore[index]
+    assert 13 == len(later)
+    assert all("fail" == c["outcomes"]["us-east-1"] for c in later)  # type: ignore[index]
 
 
 def test_a_bake_waits_for_enough_requests(tmp_path: Path) -> None:
@@ -217,3 +219,33 @@ def _file_share(directory: Path, target: str) -> float:
     import json  # noqa: PLC0415
 
     return float(json.loads((directory / f"split-{target}.json").read_text())["canary"])
+
+
+def test_a_held_fleet_run_again_continues_where_it_held(tmp_path: Path) -> None:
+    """An incident from 13h on: the entry gate is re-checked every 5m for an hour,
+    then the fleet holds (at 15h). Run again once the incident is over (15h30m), the
+    same fleet run continues with the latam wave; the pilot is not run again."""
+    store = SQLiteStore(tmp_path / "journal.sqlite3")
+    incident = HEALTHY.read_text() + "13h,critical_incidents,1,canary,us-east-1\n"
+    first_recording = tmp_path / "incident.csv"
+    first_recording.write_text(incident)
+    later = tmp_path / "later.csv"
+    later.write_text(incident + "15h30m,critical_incidents,0,canary,us-east-1\n")
+    try:
+        first, _, _ = rehearse(load_fleet(FLEET), first_recording, store)
+        assert RunOutcome.HELD is first
+        assert 1 + 13 == len(fleet_events(store, FleetEvent.ENTRY_CHECKED))  # 14h..15h
+        runs = len(store.runs())
+        second, shares, _ = rehearse(load_fleet(FLEET), later, store)
+        assert RunOutcome.ADVANCED is second
+        assert 1 == sum(r.plan.endswith("@fleet") for r in store.runs())
+        assert runs + 7 == len(store.runs())  # seven more targets, the pilot not again
+        assert 0.0 == shares["af-south-1"]  # a fresh memory balancer: not touched again
+        assert all(shares[t] == 100.0 for t in shares if t != "af-south-1")
+        assert [] != fleet_events(store, FleetEvent.RESUMED)
+        latam = next(
+            d for d in fleet_events(store, FleetEvent.WAVE_STARTED) if d["wave"] == "latam"
+        )
+        assert str(latam["at"]).startswith("2026-01-01T15:30")
+    finally:
+        store.close()

@@ -8,7 +8,7 @@ target's args. Missing data is ``None`` (never enough).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from .._model import Measurement, Plan, Query
 from .._protocols import MetricSource
@@ -37,7 +37,7 @@ async def requests_served(
         metric=metric.name,
         text=metric.name if by_name else str(text),
         at=now,
-        window=max(now - since, now - now),
+        window=max(now - since, timedelta(0)),
         variant="canary",
         phase="bake",
         args=args,

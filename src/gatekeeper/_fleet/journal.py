@@ -24,6 +24,7 @@ class FleetEvent:
     """The kinds of event a fleet run journals (plain strings in the store)."""
 
     STARTED = "fleet_started"
+    RESUMED = "fleet_resumed"
     ENTRY_CHECKED = "fleet_entry_checked"
     WAVE_STARTED = "fleet_wave_started"
     TARGET_ENDED = "fleet_target_ended"
@@ -59,6 +60,8 @@ def replay_fleet(events: Iterable[Event]) -> FleetState:
         state.last_at = event.at if state.last_at is None else max(state.last_at, event.at)
         if event.kind == FleetEvent.STARTED:
             state.started = True
+        elif event.kind == FleetEvent.RESUMED:
+            state.ended = None  # a held or interrupted fleet, run again
         elif event.kind == FleetEvent.WAVE_STARTED:
             state.waves_started[str(data["wave"])] = datetime.fromisoformat(str(data["at"]))
         elif event.kind == FleetEvent.TARGET_ENDED:

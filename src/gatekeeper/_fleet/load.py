@@ -30,7 +30,15 @@ FLEET_KEYS = ("targets", "waves", "fleet")
 _TARGET_KEYS = ("traffic", "args")
 _WAVE_KEYS = ("name", "targets", "bake", "approval")
 _BAKE_KEYS = ("for", "requests", "recheck", "limit")
-_FLEET_KEYS = ("on_fail", "entry", "entry_window", "pairs", "requests")
+_FLEET_KEYS = (
+    "on_fail",
+    "entry",
+    "entry_window",
+    "entry_recheck",
+    "entry_limit",
+    "pairs",
+    "requests",
+)
 _TOML_LINE = re.compile(r"\(at line (\d+), column \d+\)")
 _PART = re.compile(r"\[(\d+)\]|\.?(\"(?:[^\"\\]|\\.)*\"|[^.\[]+)")
 
@@ -246,6 +254,10 @@ class _FleetLoader(LoaderBase):
         window = self.duration(table.get("entry_window", "10m"), (*key, "entry_window"))
         if window.total_seconds() <= 0:
             raise self.error((*key, "entry_window"), "expected a duration above 0")
+        recheck = self.duration(table.get("entry_recheck", "5m"), (*key, "entry_recheck"))
+        if recheck.total_seconds() <= 0:
+            raise self.error((*key, "entry_recheck"), "expected a duration above 0")
+        limit = self.duration(table.get("entry_limit", "1h"), (*key, "entry_limit"))
         pairs = self.pairs(table.get("pairs", []), targets, waves)
         requests = table.get("requests")
         if requests is not None and (not isinstance(requests, str) or requests not in metrics):
@@ -255,7 +267,13 @@ class _FleetLoader(LoaderBase):
             )
         entry = self.entry(table.get("entry", []), rest, window)
         return FleetPolicy(
-            on_fail=on_fail, entry=entry, entry_window=window, pairs=pairs, requests=requests
+            on_fail=on_fail,
+            entry=entry,
+            entry_window=window,
+            entry_recheck=recheck,
+            entry_limit=limit,
+            pairs=pairs,
+            requests=requests,
         )
 
     def pairs(

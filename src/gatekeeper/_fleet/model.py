@@ -96,6 +96,8 @@ class FleetPolicy:
     on_fail: FleetOnFail = FleetOnFail.ROLLBACK_WAVE
     entry: tuple[Criterion, ...] = ()
     entry_window: timedelta = timedelta(minutes=10)
+    entry_recheck: timedelta = timedelta(minutes=5)
+    entry_limit: timedelta = timedelta(hours=1)
     pairs: tuple[tuple[str, str], ...] = ()
     requests: str | None = None  # the metric a bake's requests are read from
 

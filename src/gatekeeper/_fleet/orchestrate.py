@@ -140,6 +140,9 @@ class FleetRun:
         if not self.state.started:  # created, then killed before its first event
             self.journal(FleetEvent.STARTED, digest=self.fleet.digest)
             self.state.started = True
+        if self.state.ended is not None:  # held or interrupted before: on again
+            self.journal(FleetEvent.RESUMED, after=str(self.state.ended.get("outcome")))
+            self.state.ended = None
 
     def _release(self) -> None:
         if self.lease is not None:
@@ -173,6 +176,13 @@ class FleetRun:
                 ]
                 if failed:
                     return await self.fail(wave, failed)
+                cut = [t for t in wave.targets if results[t] is RunOutcome.INTERRUPTED]
+                if cut:
+                    return self.end(
+                        RunOutcome.INTERRUPTED,
+                        f"wave {wave.name}: {', '.join(cut)} interrupted: run the fleet again "
+                        "to continue",
+                    )
                 pending = [t for t in wave.targets if results[t] is not RunOutcome.ADVANCED]
                 if pending:
                     return self.end(
@@ -323,9 +333,20 @@ class FleetRun:
     # -- entry gate and bake ------------------------------------------------------------
 
     async def entry(self, wave: Wave) -> str | None:
-        """The fleet's entry gate, judged on every target; ``None`` when it passes."""
+        """The fleet's entry gate, judged on every target, re-checked every
+        ``entry_recheck`` until it passes or ``entry_limit`` has passed; ``None`` when
+        it passes, else why the fleet holds."""
         if not self.fleet.policy.entry:
             return None
+        give_up = self.clock.now() + self.fleet.policy.entry_limit
+        while True:
+            problem = await self.entry_once(wave)
+            now = self.clock.now()
+            if problem is None or now >= give_up:
+                return problem
+            await self.clock.sleep_until(min(now + self.fleet.policy.entry_recheck, give_up))
+
+    async def entry_once(self, wave: Wave) -> str | None:
         from .._api import acheck  # noqa: PLC0415
 
         names = list(self.fleet.targets)

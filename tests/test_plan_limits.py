@@ -457,8 +457,8 @@ def test_a_hostile_recording_is_one_located_error(text: str, line: int, message:
 
 
 def test_a_recording_over_the_row_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A recording has at most 2,000,000 rows (lowered here to keep the test fast)."""
-    assert 2_000_000 == MAX_RECORDING_ROWS
+    """A recording has at most 1,000,000 rows (lowered here to keep the test fast)."""
+    assert 1_000_000 == MAX_RECORDING_ROWS
     monkeypatch.setattr("gatekeeper._recording.MAX_RECORDING_ROWS", 3)
     text = "at,metric,value\n" + "".join(f"{i},x,1\n" for i in range(4))
     with pytest.raises(PlanError) as info:

@@ -284,3 +284,19 @@ def test_not_utf8(tmp_path: Path) -> None:
         f"{path}:2: the recording is not UTF-8 text: byte 0xff at column 3 (byte offset 18)"
         == str(info.value)
     )
+
+
+def test_a_line_of_a_million_commas_is_refused_by_its_length() -> None:
+    """A line over 1 MiB characters is a PlanError before csv splits it into cells."""
+    with pytest.raises(PlanError) as info:
+        Recording.parse("at,metric,value\n0,x," + "," * 2_000_000 + "\n", name="r.csv")
+    assert "r.csv:2: a line is at most 1048576 characters, got 2000005" == str(info.value)
+
+
+def test_line_endings_of_every_kind_count_as_lines() -> None:
+    """\\n, \\r\\n and a lone \\r each end a line: errors name the same line either way."""
+    for ending in ("\n", "\r\n", "\r"):
+        text = ending.join(["at,metric,value", "0,m,1", "5m,m,x", ""])
+        with pytest.raises(PlanError) as info:
+            Recording.parse(text, name="r.csv")
+        assert 3 == info.value.line

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import bisect
 import csv
-import io
 import math
+import re
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -45,6 +45,10 @@ __all__ = ["Recording"]
 
 _COLUMNS = ("at", "metric", "value", "variant")
 _VARIANTS = ("canary", "baseline")
+_VARIANT_NAMES = {v: v for v in _VARIANTS}  # the shared string objects
+# A line as a file read with universal newlines ends it: \n, \r\n or a lone \r.
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+_MAX_LINE = 1_048_576  # characters of one line of a recording (a row is some 40)
 
 
 @attrs.frozen
@@ -79,43 +83,77 @@ def _rows(reader: Any, name: str) -> Iterator[list[str]]:
         yield row
 
 
-def _row(
-    header: list[str], cells: list[str], name: str, line: int
-) -> tuple[float, str, str, float | None]:
-    """One data row as (offset in seconds, metric, variant, value)."""
-    if len(cells) == len(header) - 1 and header[-1] == "variant":
-        cells.append("")  # the optional trailing variant may be left out
-    if len(cells) != len(header):
-        raise PlanError(f"expected {len(header)} cells, got {len(cells)}", file=name, line=line)
-    record = dict(zip(header, cells, strict=True))
-    try:
-        # A recording spans a whole plan, so its limit is the plan's, not one phase's.
-        offset = parse_duration(record["at"], limit=MAX_PLAN_DURATION).total_seconds()
-    except ValueError as exc:
-        raise PlanError(f"at: {exc}", file=name, line=line) from None
-    metric = record["metric"]
-    if not metric:
-        raise PlanError("metric: empty name", file=name, line=line)
-    problem = bad_text(metric, limit=MAX_ECHO * 2)
-    if problem is not None:
-        raise PlanError(f"metric: {problem}", file=name, line=line)
-    variant = record.get("variant") or "canary"
-    if variant not in _VARIANTS:
-        raise PlanError(
-            f"variant: expected canary or baseline, got {shorten(variant)}", file=name, line=line
-        )
-    raw = record["value"]
-    value: float | None
-    if raw == "":
-        value = None
-    else:
-        try:
-            value = float(raw)
-        except ValueError:
+def _lines(text: str, name: str) -> Iterator[str]:
+    """The lines of ``text`` one at a time, each with its ending (\\n, \\r\\n or a lone
+    \\r, as a file read with universal newlines has them), without copying the text;
+    a line over :data:`_MAX_LINE` characters is a PlanError (a million commas would
+    be a million cells)."""
+    for number, match in enumerate(_LINE.finditer(text), start=1):
+        line = match.group()
+        if not line:
+            return
+        if len(line) > _MAX_LINE:
             raise PlanError(
-                f"value: expected a number or nothing, got {shorten(raw)}", file=name, line=line
-            ) from None
-    return offset, metric, variant, value
+                f"a line is at most {_MAX_LINE} characters, got {len(line)}", file=name, line=number
+            )
+        yield line
+
+
+class _Columns:
+    """Where each column is in a row, and the reading of one data row."""
+
+    def __init__(self, header: list[str], name: str) -> None:
+        self.width = len(header)
+        self.at = header.index("at")
+        self.metric = header.index("metric")
+        self.value = header.index("value")
+        self.variant = header.index("variant") if "variant" in header else None
+        self.optional_last = header[-1] == "variant"
+        self.name = name
+        self.names: dict[str, str] = {}  # one string object per metric name: 1M rows, 1 name
+
+    def row(self, cells: list[str], line: int) -> tuple[float, str, str, float | None]:
+        """One data row as (offset in seconds, metric, variant, value)."""
+        name = self.name
+        if len(cells) == self.width - 1 and self.optional_last:
+            cells.append("")  # the optional trailing variant may be left out
+        if len(cells) != self.width:
+            raise PlanError(f"expected {self.width} cells, got {len(cells)}", file=name, line=line)
+        try:
+            # A recording spans a whole plan, so its limit is the plan's, not one phase's.
+            offset = parse_duration(cells[self.at], limit=MAX_PLAN_DURATION).total_seconds()
+        except ValueError as exc:
+            raise PlanError(f"at: {exc}", file=name, line=line) from None
+        metric = self.names.get(cells[self.metric])
+        if metric is None:
+            metric = self.metric_name(cells[self.metric], line)
+        variant = (cells[self.variant] if self.variant is not None else "") or "canary"
+        if variant not in _VARIANTS:
+            raise PlanError(
+                f"variant: expected canary or baseline, got {shorten(variant)}",
+                file=name,
+                line=line,
+            )
+        raw = cells[self.value]
+        value: float | None
+        if raw == "":
+            value = None
+        else:
+            try:
+                value = float(raw)
+            except ValueError:
+                raise PlanError(
+                    f"value: expected a number or nothing, got {shorten(raw)}", file=name, line=line
+                ) from None
+        return offset, metric, _VARIANT_NAMES[variant], value
+
+    def metric_name(self, metric: str, line: int) -> str:
+        if not metric:
+            raise PlanError("metric: empty name", file=self.name, line=line)
+        problem = bad_text(metric, limit=MAX_ECHO * 2)
+        if problem is not None:
+            raise PlanError(f"metric: {problem}", file=self.name, line=line)
+        return self.names.setdefault(metric, metric)
 
 
 class Recording:
@@ -143,8 +181,10 @@ class Recording:
         read until memory runs out).
         """
         path = Path(path)
-        data = read_bounded(path, MAX_RECORDING_BYTES, "recording")
-        return cls.parse(decode_utf8(data, file=str(path), what="recording"), name=str(path))
+        text = decode_utf8(
+            read_bounded(path, MAX_RECORDING_BYTES, "recording"), file=str(path), what="recording"
+        )
+        return cls.parse(text, name=str(path))
 
     @classmethod
     def parse(cls, text: str, *, name: str = "<recording>") -> Recording:
@@ -154,35 +194,33 @@ class Recording:
                 "(the limit)",
                 file=name,
             )
-        # newline=None: a lone \r ends a line, as when the file is read from disk
-        # (csv refuses a bare \r inside an unquoted field otherwise).
-        reader = csv.reader(io.StringIO(text, newline=None))
-        header: list[str] | None = None
+        reader = csv.reader(_lines(text, name))
+        columns: _Columns | None = None
         rows: list[tuple[float, str, str, float | None]] = []
         for row in _rows(reader, name):
             line = reader.line_num
             if not row or (len(row) == 1 and not row[0].strip()) or row[0].lstrip().startswith("#"):
                 continue
             cells = [cell.strip() for cell in row]
-            if header is None:
-                header = cells
-                missing = [c for c in ("at", "metric", "value") if c not in header]
-                unknown = [c for c in header if c not in _COLUMNS]
-                # A repeated column would silently shadow the first in the row mapping.
-                if missing or unknown or len(set(header)) != len(header):
+            if columns is None:
+                missing = [c for c in ("at", "metric", "value") if c not in cells]
+                unknown = [c for c in cells if c not in _COLUMNS]
+                # A repeated column would silently shadow the first.
+                if missing or unknown or len(set(cells)) != len(cells):
                     raise PlanError(
                         "the header must be 'at,metric,value' with an optional 'variant' "
-                        f"column, got {shorten(','.join(header))}",
+                        f"column, got {shorten(','.join(cells))}",
                         file=name,
                         line=line,
                     )
+                columns = _Columns(cells, name)
                 continue
             if len(rows) >= MAX_RECORDING_ROWS:
                 raise PlanError(
                     f"more than {MAX_RECORDING_ROWS} rows (the limit)", file=name, line=line
                 )
-            rows.append(_row(header, cells, name, line))
-        if header is None:
+            rows.append(columns.row(cells, line))
+        if columns is None:
             raise PlanError(
                 "the recording is empty (it needs a header 'at,metric,value')", file=name, line=1
             )

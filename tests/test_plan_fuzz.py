@@ -197,8 +197,8 @@ def _key_paths(value: Any, prefix: tuple[str | int, ...] = ()) -> list[tuple[str
 @given(st.sampled_from(SEEDS), st.data())
 def test_a_mutated_plan_mapping_is_a_plan_error(seed: Path, data: st.DataObject) -> None:
     """Plan.from_mapping (Python values TOML cannot write: None, tuples, objects,
-    self-references) on an example plan with a value replaced or a key deleted
-    loads or raises PlanError naming the key."""
+    self-references, keys that are not strings) on an example plan with a value
+    replaced, a key deleted or an odd key added loads or raises PlanError."""
     import tomllib  # noqa: PLC0415 - only this test reads the seeds as mappings
 
     mapping = tomllib.loads(TEXTS[seed])
@@ -206,9 +206,13 @@ def test_a_mutated_plan_mapping_is_a_plan_error(seed: Path, data: st.DataObject)
     target: Any = mapping
     for part in path[:-1]:
         target = target[part]
-    if data.draw(st.booleans()) and isinstance(target, dict):
+    action = data.draw(st.sampled_from(["delete", "key", "replace", "replace"]))
+    if action == "delete" and isinstance(target, dict):
         del target[path[-1]]
         COUNTS["mappings fuzzed (delete)"] += 1
+    elif action == "key" and isinstance(target, dict):
+        target[data.draw(st.sampled_from([None, 1, 1.5, ("a",), True, ""]))] = "x"
+        COUNTS["mappings fuzzed (odd key)"] += 1
     else:
         junk = data.draw(python_junk)
         target[path[-1]] = mapping if junk is SELF_REFERENCE else junk

@@ -391,6 +391,20 @@ def test_a_self_referencing_mapping_is_a_plan_error() -> None:
     assert "nested deeper than 32 arrays and tables" in str(info.value)
 
 
+@pytest.mark.parametrize("key", [None, 1, 1.5, ("a",)])
+def test_a_mapping_key_that_is_not_a_string_is_a_plan_error(key: object) -> None:
+    """``Plan.from_mapping`` with a None, number or tuple key: a PlanError naming the
+    table, not a TypeError from sorting or formatting the key."""
+    mapping: dict[object, object] = {
+        "metrics": {"m": {"source": "s", key: 1}},
+        "sources": {"s": {"type": "static"}},
+        "phases": [{"name": "a", "traffic": 1, "checkpoints": ["1m"], "gate": ["m < 1"]}],
+    }
+    with pytest.raises(PlanError) as info:
+        Plan.from_mapping(mapping)  # type: ignore[arg-type]
+    assert f"metrics.m: keys must be strings, got {key!r}" == str(info.value)
+
+
 # -- the CLI -----------------------------------------------------------------------------
 
 CLI_CASES = {

@@ -136,8 +136,8 @@ def bad_text(value: str, *, limit: int = MAX_TEXT, multiline: bool = False) -> s
 
 def deepest(data: Any, limit: int = MAX_DEPTH) -> tuple[str, tuple[str | int, ...]] | None:
     """The first problem of a parsed plan's shape, and where: nesting past ``limit``,
-    an array or table past :data:`MAX_ITEMS`, a number that is NaN or infinite, or an
-    integer past 64 bits.
+    an array or table past :data:`MAX_ITEMS`, a number that is NaN or infinite, an
+    integer past 64 bits, or a key that is not a string (a mapping from Python).
 
     Iterative, so a 5,000-deep (or self-referencing) mapping cannot exhaust the stack.
     """
@@ -150,12 +150,7 @@ def deepest(data: Any, limit: int = MAX_DEPTH) -> tuple[str, tuple[str | int, ..
             # TOML's integers are 64-bit; tomllib reads any size, and str() of one over
             # 4,300 digits raises ValueError wherever it is printed.
             return f"integers are 64-bit, got {shorten(value)}", path
-        children: Iterator[tuple[str | int, Any]]
-        if isinstance(value, Mapping):
-            children = iter(value.items())
-        elif isinstance(value, list | tuple):
-            children = enumerate(value)
-        else:
+        if not isinstance(value, Mapping | list | tuple):
             continue
         if depth > limit:
             return f"nested deeper than {limit} arrays and tables (the limit)", path
@@ -164,6 +159,14 @@ def deepest(data: Any, limit: int = MAX_DEPTH) -> tuple[str, tuple[str | int, ..
                 f"{len(value)} entries is too many (at most {MAX_ITEMS} in one array or table)",
                 path,
             )
+        children: Iterator[tuple[str | int, Any]]
+        if isinstance(value, Mapping):
+            odd = [key for key in value if not isinstance(key, str)]
+            if odd:  # TOML's keys are; a mapping from Python may hold None or 1.5
+                return f"keys must be strings, got {shorten(odd[0])}", path
+            children = iter(value.items())
+        else:
+            children = enumerate(value)
         items = list(children)
         stack.extend((item, (*path, key), depth + 1) for key, item in reversed(items))
     return None

@@ -70,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--phase", action="append", help="rehearse only this phase (repeatable)")
     p.add_argument("-q", "--quiet", action="store_true", help="show only what did not pass")
     _json_option(p)
+    p.add_argument(
+        "--start",
+        help="the rehearsed run's start (ISO 8601, e.g. 2026-11-01T13:00:00Z): start times, "
+        "windows and freezes are rehearsed from there",
+    )
 
     p = commands.add_parser("run", help="run a plan with its real sources and traffic backend")
     p.add_argument("plan", type=Path)
@@ -95,6 +100,11 @@ def _parser() -> argparse.ArgumentParser:
         "--no-wait",
         action="store_true",
         help="do not wait for an approval nobody gave yet: stop held (exit 3)",
+    )
+    p.add_argument(
+        "--start-at",
+        help='when the first phase may start: "14:00" (next, in the plan\'s time zone), '
+        '"+1d 16:00" or a timestamp',
     )
 
     p = commands.add_parser("status", help="where runs are and what they wait for")
@@ -156,6 +166,17 @@ def _operator_commands(commands: Any) -> None:
         p.add_argument("--by", required=True, help="who decides (recorded)")
         p.add_argument("--reason", default="", help="why (recorded)")
         _plan_option(p)
+
+    p = commands.add_parser(
+        "freeze",
+        help="nothing of this run advances or raises traffic until then (judging and "
+        "rollback go on)",
+    )
+    p.add_argument("run")
+    p.add_argument("--until", required=True, help="an ISO 8601 moment, e.g. 2026-11-28T09:00Z")
+    p.add_argument("--by", required=True, help="who decides (recorded)")
+    p.add_argument("--reason", default="", help="why (recorded)")
+    _plan_option(p)
 
 
 def _json_option(p: argparse.ArgumentParser) -> None:
@@ -227,6 +248,7 @@ def _main(argv: Sequence[str] | None, out: TextIO | None) -> int:
             "rollback",
             "hold",
             "resume",
+            "freeze",
             "report",
         ):
             return _journal_command(args, out)
@@ -285,7 +307,8 @@ def _rehearse(args: argparse.Namespace, out: TextIO) -> int:
     plan = load_plan(args.plan)
     plugins = _plugins(out, args.quiet, args)
     if args.metrics is not None:
-        rollout = rehearsal(plan, args.metrics, phases=args.phase, plugins=plugins)
+        origin = {"origin": _moment(plan, args.start, "--start")} if args.start else {}
+        rollout = rehearsal(plan, args.metrics, phases=args.phase, plugins=plugins, **origin)
     else:
         rollout = _backtest(plan, args.since, args.phase, plugins)
     result = _drive(rollout, args.phase)
@@ -343,6 +366,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
             restart=args.restart,
             force=args.force,
             wait_for_approval=not args.no_wait,
+            start_at=_start_at(plan, args.start_at),
         )
         result = _drive(rollout, args.phase)
     finally:
@@ -364,6 +388,26 @@ def _step_summary(plan: Plan, target: str | None, run_id: str) -> None:
         github_step_summary(render_markdown(info, store.events(run_id)))
     finally:
         _close(store)
+
+
+def _start_at(plan: Plan, value: str | None) -> Any:
+    if value is None:
+        return None
+    from ._calendar_parse import parse_start_at  # noqa: PLC0415
+
+    def error(key: Any, message: str) -> Exception:
+        return PlanError(f"--start-at: {message}")
+
+    return parse_start_at(value, ("--start-at",), error, zone=plan.calendar.timezone)
+
+
+def _moment(plan: Plan, value: str, option: str) -> Any:
+    from ._calendar_parse import parse_moment  # noqa: PLC0415
+
+    def error(key: Any, message: str) -> Exception:
+        return PlanError(f"{option}: {message}")
+
+    return parse_moment(value, (option,), error, plan.calendar.timezone)
 
 
 def _close(store: Any) -> None:
@@ -400,6 +444,9 @@ def _journal_command(args: argparse.Namespace, out: TextIO) -> int:
                 reason=args.reason,
                 out=out,
             )
+        if args.command == "freeze":
+            until = _moment(plan, args.until, "--until")
+            return operate.freeze(store, info, until=until, by=args.by, reason=args.reason, out=out)
         if args.command in ("hold", "resume"):
             return operate.hold(
                 store,

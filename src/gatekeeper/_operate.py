@@ -20,7 +20,7 @@ from ._run.events import EventKind
 from ._run.start import FINISHED
 from .exceptions import PlanError, StoreError, TrafficError
 
-__all__ = ["LIVE_ROLLBACK_WAIT", "answer", "hold", "rollback"]
+__all__ = ["LIVE_ROLLBACK_WAIT", "answer", "freeze", "hold", "rollback"]
 
 #: How long ``gatekeeper rollback`` waits for a live runner to apply it before it
 #: says so (the runner reads the journal about once a second).
@@ -99,6 +99,29 @@ def hold(store: Store, info: RunInfo, *, resume: bool, by: str, reason: str, out
             f"traffic until 'gatekeeper resume {info.run_id} --by NAME'",
             file=out,
         )
+    return 0
+
+
+def freeze(
+    store: Store, info: RunInfo, *, until: datetime, by: str, reason: str, out: TextIO
+) -> int:
+    """Add a freeze to a run (an incident elsewhere): nothing advances or raises
+    traffic until ``until``; judging and rollback go on."""
+    who = _who(by)
+    _open(info, "a freeze")
+    if until <= datetime.now(UTC):
+        raise PlanError(f"--until {until.isoformat()} is not in the future")
+    _request(
+        store,
+        info.run_id,
+        EventKind.FREEZE_REQUESTED,
+        {"until": until.isoformat(), "by": who, "reason": reason},
+    )
+    print(
+        f"run {info.run_id}: frozen by {who} until {until:%Y-%m-%d %H:%M} UTC: it judges on, "
+        "advances nothing and raises no traffic until then",
+        file=out,
+    )
     return 0
 
 

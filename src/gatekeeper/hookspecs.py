@@ -75,3 +75,11 @@ def gatekeeper_checkpoint_judged(
 @hookspec
 def gatekeeper_run_finished(run: RunInfoView, result: RunResult) -> None:
     """A run ended; ``result.outcome`` says how."""
+
+
+@hookspec
+def gatekeeper_phase_waiting(
+    run: RunInfoView, phase: Phase, until: datetime | None, reason: str
+) -> None:
+    """A phase waits before it starts or advances: a start time, a window, a freeze or
+    a person's hold. ``until`` is when it is expected to go on (None: unknown)."""

@@ -49,7 +49,9 @@ class Approvals:
             reason=answer.reason,
         )
 
-    async def ask(self, phase: Phase, wait: Wait) -> ApprovalAnswer:
+    async def ask(
+        self, phase: Phase, wait: Wait, *, deadline: datetime | None = None
+    ) -> ApprovalAnswer:
         """The phase's go/no-go; PENDING when nobody answered and the run may not
         wait (or the approval's timeout passed)."""
         assert phase.approval is not None
@@ -64,7 +66,8 @@ class Approvals:
         )
         await ctx.observers.emit("approval_requested", run=ctx.info, phase=phase)
         timeout = phase.approval.timeout
-        deadline = ctx.clock.now() + timeout if timeout is not None else None
+        if deadline is None and timeout is not None:
+            deadline = ctx.clock.now() + timeout
         while True:
             now = ctx.clock.now()
             self.operator.poll()

@@ -52,6 +52,8 @@ class EventKind(StrEnum):
     JUDGE_STATE = "judge_state"
     DECISION = "decision"
     PHASE_ENDED = "phase_ended"
+    # waiting for a start time, a window, the end of a freeze or of a hold
+    PHASE_WAITING = "phase_waiting"
     HOLD_RELEASED = "hold_released"
     # approvals
     APPROVAL_REQUESTED = "approval_requested"
@@ -62,6 +64,7 @@ class EventKind(StrEnum):
     ROLLBACK_REQUESTED = "rollback_requested"
     HOLD_REQUESTED = "hold_requested"
     RESUME_REQUESTED = "resume_requested"
+    FREEZE_REQUESTED = "freeze_requested"
     OPERATOR_APPLIED = "operator_applied"
     # an observer (hook, reporter, notifier) failed; the decision stood
     OBSERVER_FAILED = "observer_failed"
@@ -76,6 +79,7 @@ OPERATOR_KINDS = frozenset(
         EventKind.ROLLBACK_REQUESTED,
         EventKind.HOLD_REQUESTED,
         EventKind.RESUME_REQUESTED,
+        EventKind.FREEZE_REQUESTED,
         EventKind.APPROVAL_GIVEN,
         EventKind.APPROVAL_REJECTED,
     }

@@ -9,8 +9,11 @@ live runner, the command applies a rollback itself.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import attrs
 
+from .._calendar import Freeze
 from .._protocols import Event
 from .context import RunContext
 from .events import EventKind
@@ -23,6 +26,7 @@ _READ = frozenset(
         EventKind.ROLLBACK_REQUESTED,
         EventKind.HOLD_REQUESTED,
         EventKind.RESUME_REQUESTED,
+        EventKind.FREEZE_REQUESTED,
         EventKind.APPROVAL_GIVEN,
         EventKind.APPROVAL_REJECTED,
         EventKind.OPERATOR_APPLIED,
@@ -55,6 +59,7 @@ class OperatorChannel:
         self.rollback: Event | None = None
         self.held_by: str | None = None
         self.approvals: dict[str, Answer] = {}
+        self.freezes: list[Freeze] = []
         self._applied: set[int] = set()
 
     def holding(self) -> bool:
@@ -92,6 +97,19 @@ class OperatorChannel:
         elif kind == EventKind.HOLD_REQUESTED:
             self.held_by = str(event.data.get("by", "") or "an operator")
             self.applied(event, "holding: the run keeps judging, advances nothing")
+        elif kind == EventKind.FREEZE_REQUESTED:
+            until = datetime.fromisoformat(str(event.data["until"]))
+            if until > event.at:
+                self.freezes.append(
+                    Freeze(
+                        name=f"operator-{event.seq}",
+                        start=event.at,
+                        end=until,
+                        reason=f"{event.data.get('reason') or 'frozen'} "
+                        f"(by {event.data.get('by') or 'an operator'})",
+                    )
+                )
+                self.applied(event, f"frozen until {until.isoformat()}")
         elif kind == EventKind.RESUME_REQUESTED:
             if self.held_by is not None:
                 self.applied(event, f"resumed (held by {self.held_by})")

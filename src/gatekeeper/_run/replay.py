@@ -90,6 +90,8 @@ class Journal:
     # Operator requests (rollback / hold / resume) not yet applied by a runner.
     requests: list[Event] = attrs.field(factory=list)
     held_by: str | None = None
+    # phase -> the start it was computed to wait for (start_at and window)
+    waits: dict[str, datetime] = attrs.field(factory=dict)
     finished: str | None = None
 
     def advanced(self, phase: str) -> bool:
@@ -174,6 +176,8 @@ def replay(  # noqa: PLR0915 - one branch per event kind reads best as one fold
         elif kind == EventKind.RUN_STARTED:
             journal.started_at = journal.started_at or event.at
             journal.phases = list(data.get("phases", []))
+        elif kind == EventKind.PHASE_WAITING and event.phase and data.get("start"):
+            journal.waits[event.phase] = datetime.fromisoformat(str(data["until"]))
         elif kind == EventKind.PRERUN:
             m = measurement_from(data, event.at)
             journal.prerun[m.metric] = m

@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from .._approval import ApprovalState, Approver
+from .._calendar import StartAt
 from .._clock import SystemClock
 from .._model import (
     Action,
@@ -37,7 +38,7 @@ from .._policy import PolicyState, decide
 from .._protocols import Clock, MetricSource, Store, TrafficBackend
 from .._store import MemoryStore
 from ..exceptions import ConfigError, GatekeeperError, PlanError, StoreError, TrafficError
-from . import ending, steps
+from . import ending, steps, waits
 from .approvals import Approvals
 from .build import build_sources, build_traffic, default_approver, plugin_context
 from .context import PhaseState, RunContext
@@ -90,8 +91,14 @@ class Rollout:
         lease_wait: timedelta | None = None,
         observer_timeout: float = OBSERVER_TIMEOUT,
         redact: Any = None,
+        start_at: StartAt | None = None,
     ) -> None:
         self.plan = plan
+        # The run's own start (--start-at) for its first phase, over the plan's.
+        self.start_at = start_at
+        self.first_phase: Phase | None = None
+        # The phase that advanced last: its gate guards the waits before the next.
+        self.last_state: PhaseState | None = None
         self.resume = resume
         self.restart = restart
         self.force = force
@@ -141,13 +148,7 @@ class Rollout:
             redact=redact,
         )
         self.observers.on_failure = self.ctx.observer_failed
-        self.notifications: Any = None
-        if plan.notify:
-            from .notifications import Notifications  # noqa: PLC0415 - only plans that notify
-
-            self.notifications = Notifications(plan, context.env, redact=_text(redact))
-            self.notifications.journal = self._notified
-            self.observers.local.register(self.notifications, name="notifications")
+        self.notifications = self._notifications(context.env, redact)
         self.traffic = TrafficControl(self.ctx, traffic)
         self.measurer = Measurer(
             plan=plan, sources=sources, timeout=query_timeout, deadlines=real, span=self.ctx.span
@@ -164,6 +165,17 @@ class Rollout:
         self.phase_results: list[PhaseResult] = []
         self.result: RunResult | None = None
         self.poll = POLL if real else None
+
+    def _notifications(self, env: Mapping[str, str], redact: Any) -> Any:
+        """The plan's notification channels as this run's own observer (or None)."""
+        if not self.plan.notify:
+            return None
+        from .notifications import Notifications  # noqa: PLC0415 - only plans that notify
+
+        notifications = Notifications(self.plan, env, redact=_text(redact))
+        notifications.journal = self._notified
+        self.observers.local.register(notifications, name="notifications")
+        return notifications
 
     # -- what the run is ------------------------------------------------------------
 
@@ -247,6 +259,7 @@ class Rollout:
         A plan edited since that run started is refused unless ``restart=True``.
         """
         selected = list(phases or self.plan.phases)
+        self.first_phase = selected[0] if selected else None
         found = await claim(self, selected) if self.resume or self.restart else None
         if self.result is not None:
             return self.result.run_id
@@ -303,16 +316,10 @@ class Rollout:
         """Ask for approval if needed, then move traffic. A refused or withheld
         approval ends the phase right away (``state.decision`` is set)."""
         state = PhaseState(phase=phase, started_at=self.clock.now())
-        if phase.approval is not None:
-            answer = await self.approvals.ask(phase, self.wait_until)
-            if answer.state is not ApprovalState.GIVEN:
-                state.decision = steps.unapproved(self, phase, answer)
-                if state.decision.action is Action.ROLLBACK:
-                    await self.rollback(phase, state.decision.reason)
-                return state
-        held = await self.while_held(state)
-        if held is not None:
-            state.decision = held
+        state.decision = await self._before_traffic(phase)
+        if state.decision is not None:
+            if state.decision.action is Action.ROLLBACK:
+                await self.rollback(phase, state.decision.reason)
             return state
         await self.traffic.set(phase, phase.traffic, f"phase {phase.name} starts")
         state.traffic = phase.traffic
@@ -361,10 +368,26 @@ class Rollout:
             step = due if self.poll is None else min(due, now + self.poll)
             await self.clock.sleep_until(step)
 
-    async def while_held(self, state: PhaseState) -> Decision | None:
-        """Before advancing or raising traffic: wait while a person holds the run,
-        judging the gate meanwhile (a failure still rolls back)."""
-        return await steps.while_held(self, state)
+    async def _before_traffic(self, phase: Phase) -> Decision | None:
+        """Everything a phase waits for before it moves traffic: its start time, its
+        go/no-go (asked at ``ask_at``, due by the start), its window, freezes and a
+        person's hold. The phase before it keeps being judged meanwhile."""
+        guard = self.last_state
+        start, stop = await waits.phase_start(self, phase, guard)
+        if stop is not None:
+            return stop
+        if phase.approval is not None:
+            ask, deadline = waits.approval_times(self, phase, start)
+            stop = await waits.wait_for_start(self, ask, guard)
+            if stop is not None:
+                return stop
+            answer = await self.approvals.ask(phase, self.wait_until, deadline=deadline)
+            if answer.state is not ApprovalState.GIVEN:
+                return steps.unapproved(self, phase, answer, deadline)
+        stop = await waits.wait_for_start(self, start, guard)
+        if stop is not None:
+            return stop
+        return await waits.until_allowed(self, guard, phase, f"{phase.name} starts")
 
     def end_phase(self, state: PhaseState) -> Decision:
         """Close the phase in the journal; its decision (ADVANCE when it ran out of
@@ -381,6 +404,8 @@ class Rollout:
         self.phase_results.append(
             PhaseResult(phase=state.phase.name, decision=decision, checkpoints=tuple(state.results))
         )
+        if decision.action is Action.ADVANCE:
+            self.last_state = state
         return decision
 
     async def finish_on(self, decision: Decision, phase: Phase) -> RunResult:

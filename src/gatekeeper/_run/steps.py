@@ -30,11 +30,12 @@ from .context import PhaseState
 from .events import EventKind, decision_data, measurement_data, verdict_data
 from .judging import judge_gate, summarize
 from .replay import CheckpointProgress
+from .waits import until_allowed
 
 if TYPE_CHECKING:
     from .rollout import Rollout
 
-__all__ = ["evaluate", "judge_checkpoint", "resumed_phase", "unapproved", "while_held"]
+__all__ = ["evaluate", "fail_checks", "judge_checkpoint", "resumed_phase", "unapproved"]
 
 
 def resumed_phase(rollout: Rollout, phase: Phase) -> PhaseState | None:
@@ -82,8 +83,17 @@ def _restore_judges(state: PhaseState, saved: dict[str, dict[str, object]]) -> N
             state.judges[index] = judge.state_from_dict(saved[criterion.text])
 
 
-def unapproved(rollout: Rollout, phase: Phase, answer: ApprovalAnswer) -> Decision:
-    """The decision when a phase's go/no-go was not given."""
+def unapproved(
+    rollout: Rollout, phase: Phase, answer: ApprovalAnswer, deadline: datetime | None = None
+) -> Decision:
+    """The decision when a phase's go/no-go was not given (by its deadline)."""
+    assert phase.approval is not None
+    if answer.state is ApprovalState.PENDING and deadline is not None:
+        due = f"{deadline:%Y-%m-%d %H:%M} UTC"
+        why = f"no answer to the {phase.approval.prompt} of {phase.name} by {due}"
+        if phase.approval.on_deadline == "reject":
+            return Decision(action=Action.ROLLBACK, reason=f"{why}: rejected, as the plan says")
+        return Decision(action=Action.HOLD, reason=f"{why}: held for a person, as the plan says")
     if answer.state is ApprovalState.REJECTED:
         why = f"no-go for {phase.name} by {answer.by or 'someone'}"
         if answer.reason:
@@ -138,9 +148,11 @@ async def judge_checkpoint(  # noqa: PLR0915 - wait, judge, decide, journal, app
         # The next step of a stepped phase starts when the previous one ended.
         assert checkpoint.step_start is not None
         await rollout.wait_until(state.started_at + checkpoint.step_start)
-        held = await while_held(rollout, state)
+        held = await until_allowed(rollout, state, phase, f"{phase.name} steps up")
         if held is not None:
             state.decision = held
+            if held.action is Action.ROLLBACK:
+                await rollout.rollback(phase, held.reason)
             return results
         await rollout.traffic.set(
             phase, checkpoint.traffic, f"{phase.name} steps up to {checkpoint.traffic:g}%"
@@ -183,7 +195,9 @@ async def judge_checkpoint(  # noqa: PLR0915 - wait, judge, decide, journal, app
                     state, result, last=last, now=now, why=summarize(result)
                 )
             if decision.action is Action.ADVANCE:
-                decision = await while_held(rollout, state) or decision
+                decision = (
+                    await until_allowed(rollout, state, phase, f"{phase.name} advances") or decision
+                )
             if span is not None:
                 span.set_attribute("gatekeeper.outcome", result.outcome.value)
                 span.set_attribute("gatekeeper.decision", decision.action.value)
@@ -272,39 +286,6 @@ async def evaluate(
         if variant == "canary" and not ranged and m.problem is None and m.value is not None:
             state.history.setdefault(metric, []).append((at, m.value))
     return looked.result
-
-
-async def while_held(rollout: Rollout, state: PhaseState) -> Decision | None:
-    """While a person holds the run: no advancing, no raising traffic; the gate is
-    judged every ``recheck_interval`` and a failure still rolls back. ``None`` once
-    resumed; a final HOLD when the run may not wait (CI, ``--no-wait``)."""
-    operator = rollout.operator
-    operator.poll()
-    if not operator.holding():
-        return None
-    phase = state.phase
-    how = f"resume with 'gatekeeper resume {rollout.run_id}'"
-    if not rollout.wait_for_approval:
-        return Decision(action=Action.HOLD, reason=f"held by {operator.held_by}: {how}")
-    checkpoint = phase.checkpoints[-1]
-    attempt = 1000
-    judge_at = rollout.clock.now() + phase.policy.recheck_interval
-    while operator.holding():
-        slice_end = judge_at if rollout.poll is None else rollout.clock.now() + rollout.poll
-        await rollout.wait_until(min(judge_at, slice_end))
-        now = rollout.clock.now()
-        if not operator.holding() or now < judge_at:
-            continue
-        judge_at = now + phase.policy.recheck_interval
-        attempt += 1
-        result = await evaluate(rollout, state, checkpoint, now, attempt)
-        if result.outcome is Outcome.FAIL:
-            decision, state.policy = rollout.decide(
-                state, result, last=False, now=now, why=summarize(result)
-            )
-            if decision.action is Action.ROLLBACK:
-                return decision
-    return None
 
 
 def _journaled(rollout: Rollout, phase: Phase, checkpoint: Checkpoint) -> CheckpointProgress | None:

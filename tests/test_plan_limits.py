@@ -328,6 +328,40 @@ def test_a_relative_callable_fails_validate(write: Write) -> None:
         gatekeeper.validate(path)
 
 
+CALENDAR = edit('name = "shop"', 'name = "shop"\ntimezone = "Europe/Berlin"')
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=OverflowError,
+    reason="_calendar_parse.parse_moment: astimezone() of year 1 / 9999 overflows",
+)
+@pytest.mark.parametrize(
+    "moment",
+    ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00"],
+    ids=["year 1", "year 9999"],
+)
+def test_a_start_at_at_the_end_of_time_is_a_plan_error(moment: str) -> None:
+    """A timestamp datetime cannot shift to UTC is a located PlanError."""
+    text = CALENDAR.replace('gate = ["x < 2"]', f'gate = ["x < 2"]\nstart_at = "{moment}"')
+    with pytest.raises(PlanError):
+        plan_from_text(text, path="gates.toml")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="_calendar_parse: a start_at in year 9999 validates, then the rehearsal (and a "
+    "run) dies with OverflowError in _calendar._first; moments need a bound at load",
+)
+def test_a_start_at_in_year_9999_does_not_validate() -> None:
+    """A plan whose phase starts in 9999 is refused at load, not at run time."""
+    text = CALENDAR.replace(
+        'gate = ["x < 2"]', 'gate = ["x < 2"]\nstart_at = "9999-12-01T00:00:00Z"'
+    )
+    with pytest.raises(PlanError):
+        plan_from_text(text, path="gates.toml")
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
 def test_a_non_finite_tolerance_fails_at_load(value: str) -> None:
     """``tolerance = nan`` once switched read-back verification off: it is refused."""

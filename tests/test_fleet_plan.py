@@ -255,3 +255,12 @@ def test_all_is_complete_and_sorted() -> None:
     }
     assert sorted(fleet_api.__all__) == fleet_api.__all__
     assert public == set(fleet_api.__all__)
+
+
+def test_the_cli_loads_a_fleet_or_a_plan_by_what_the_file_holds() -> None:
+    """A file with fleet tables is a Fleet; the reference plan stays a Plan."""
+    from gatekeeper import Plan  # noqa: PLC0415
+
+    plain = EXAMPLE.parent.parent / "progressive-rollout" / "gates.toml"
+    assert isinstance(fleet_api.load_plan_or_fleet(EXAMPLE), fleet_api.Fleet)
+    assert isinstance(fleet_api.load_plan_or_fleet(plain), Plan)

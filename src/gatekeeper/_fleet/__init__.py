@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .commands import fleet_rollback, fleet_status, rehearse_fleet, run_fleet
 from .journal import FleetEvent, FleetState, replay_fleet
-from .load import fleet_from_mapping, fleet_from_text, is_fleet, load_fleet
+from .load import fleet_from_mapping, fleet_from_text, is_fleet, load_fleet, load_plan_or_fleet
 from .model import Bake, Fleet, FleetOnFail, FleetPolicy, Target, Wave, fleet_name, target_name
 from .orchestrate import FleetResult, FleetRun, TargetParts
 from .rehearse import fleet_recordings, fleet_rehearsal, rehearse_fleet_plan
@@ -35,6 +35,7 @@ __all__ = [
     "fleet_status",
     "is_fleet",
     "load_fleet",
+    "load_plan_or_fleet",
     "rehearse_fleet",
     "rehearse_fleet_plan",
     "replay_fleet",

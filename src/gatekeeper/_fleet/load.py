@@ -17,13 +17,20 @@ from typing import Any
 
 from .._limits import MAX_PLAN_BYTES, decode_utf8, read_bounded, shorten
 from .._locate import PathPart, locate
-from .._model import Approval, Criterion, TrafficConfig
+from .._model import Approval, Criterion, Plan, TrafficConfig
 from .._planfile import plan_from_mapping
 from .._planload import LoaderBase, kind
 from ..exceptions import PlanError
 from .model import ENTRY_PHASE, Bake, Fleet, FleetOnFail, FleetPolicy, Target, Wave, _digest
 
-__all__ = ["FLEET_KEYS", "fleet_from_mapping", "fleet_from_text", "is_fleet", "load_fleet"]
+__all__ = [
+    "FLEET_KEYS",
+    "fleet_from_mapping",
+    "fleet_from_text",
+    "is_fleet",
+    "load_fleet",
+    "load_plan_or_fleet",
+]
 
 #: The top-level tables that make a plan a fleet plan.
 FLEET_KEYS = ("targets", "waves", "fleet")
@@ -53,6 +60,22 @@ def load_fleet(path: str | Path) -> Fleet:
     path = Path(path)
     data = read_bounded(path, MAX_PLAN_BYTES, "plan")
     return fleet_from_text(decode_utf8(data, file=str(path), what="plan"), path=str(path))
+
+
+def load_plan_or_fleet(path: str | Path) -> Plan | Fleet:
+    """What the command line loads: a :class:`Fleet` when the file has ``[targets]``,
+    ``[[waves]]`` or ``[fleet]``, else the plan (through the plan loader)."""
+    from .._planfile import load_plan  # noqa: PLC0415
+
+    path = Path(path)
+    text = decode_utf8(read_bounded(path, MAX_PLAN_BYTES, "plan"), file=str(path), what="plan")
+    try:
+        data = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, RecursionError, ValueError):
+        return load_plan(path)  # the plan loader says what is wrong, located
+    if not is_fleet(data):
+        return load_plan(path)
+    return fleet_from_mapping(data, path=str(path), text=text)
 
 
 def fleet_from_text(text: str, *, path: str | None = None) -> Fleet:

@@ -1,11 +1,12 @@
 """Fuzzing the shipped plans: every mutation loads or is one located PlanError.
 
-The seeds are ``examples/*/gates*.toml``. A mutation replaces a value with one of
-another type, a huge, negative or non-finite one; replaces a string's content;
-deletes, duplicates or cuts lines (duplicate keys, missing keys); or inserts a
-control character. Each mutated plan either loads, and then ``gatekeeper.validate``
-raises nothing but PlanError (and a rehearsal of the reference plan completes), or
-raises PlanError with the file and a line inside it. Never another exception.
+The seeds are ``examples/*/gates*.toml`` and a plan with every calendar key. A
+mutation replaces a value with one of another type, a huge, negative or non-finite
+one; replaces a string's content; deletes, duplicates or cuts lines (duplicate keys,
+missing keys); or inserts a control character. Each mutated plan either loads, and
+then ``gatekeeper.validate`` raises nothing but PlanError (and a rehearsal of the
+reference and the calendar plan completes), or raises PlanError with the file and a
+line inside it. Never another exception.
 
 Run with ``-s`` to see what was exercised::
 
@@ -41,9 +42,73 @@ from strategies import (
 )
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
-SEEDS = sorted(EXAMPLES.glob("*/gates*.toml"))
-REFERENCE = EXAMPLES / "progressive-rollout" / "gates.toml"
-HEALTHY = EXAMPLES / "progressive-rollout" / "healthy.csv"
+# A plan with every calendar key (no example has one): time zone, windows, freezes,
+# start_at, ask_at, on_deadline.
+CALENDAR_PLAN = """\
+[plan]
+name = "checkout"
+timezone = "Europe/Berlin"
+
+[windows.staffed]
+days = "mon-fri"
+hours = "09:00-18:00"
+
+[freezes.year-end]
+from = "2026-12-20T00:00:00Z"
+to = "2027-01-05T00:00:00Z"
+reason = "year end"
+
+[freezes.weekend]
+days = "sat-sun"
+hours = "00:00-24:00"
+
+[sources.s]
+type = "static"
+values = { x = 1.0 }
+
+[metrics.x]
+source = "s"
+
+[traffic]
+type = "memory"
+
+[policy]
+window = "staffed"
+
+[[phases]]
+name = "canary"
+traffic = 1
+checkpoints = ["15m", "30m"]
+gate = ["x < 2"]
+
+[[phases]]
+name = "ramp"
+traffic = 10
+start_at = "14:00"
+approval = { prompt = "go/no-go", ask_at = "13:00", on_deadline = "reject" }
+checkpoints = ["15m"]
+gate = ["x < 2"]
+
+[[phases]]
+name = "rollout"
+traffic = 100
+start_at = "+1d 16:00"
+window = "staffed"
+checkpoints = ["1h"]
+gate = ["x < 2"]
+"""
+_SEED_DIR = Path(tempfile.mkdtemp(prefix="gatekeeper-fuzz-seed-")) / "calendar"
+_SEED_DIR.mkdir()
+(_SEED_DIR / "gates.toml").write_text(CALENDAR_PLAN)
+(_SEED_DIR / "x.csv").write_text("at,metric,value\n0,x,1\n")
+SEEDS = [*sorted(EXAMPLES.glob("*/gates*.toml")), _SEED_DIR / "gates.toml"]
+# The seeds rehearsed when a mutation of them validates, and their recordings.
+REHEARSED = {
+    EXAMPLES / "progressive-rollout" / "gates.toml": EXAMPLES
+    / "progressive-rollout"
+    / "healthy.csv",
+    _SEED_DIR / "gates.toml": _SEED_DIR / "x.csv",
+}
 TEXTS = {seed: seed.read_text() for seed in SEEDS}
 PLUGINS = default_plugins()
 # Modest by default (the suite stays fast); GATEKEEPER_FUZZ_EXAMPLES=5000 for a deep run.
@@ -72,7 +137,7 @@ def report_counts() -> Iterator[None]:
 
 def test_the_seeds_load_and_validate() -> None:
     """Every example plan is valid as shipped: the fuzzers start from good plans."""
-    assert len(SEEDS) >= 3
+    assert len(SEEDS) >= 4
     for seed in SEEDS:
         gatekeeper.validate(load_plan(seed), plugins=PLUGINS)
 
@@ -159,8 +224,8 @@ def test_a_mutated_plan_file_loads_or_is_a_located_error(case: tuple[Path, str, 
         COUNTS["plans: loaded, validate PlanError"] += 1
         return
     COUNTS["plans: loaded and validated"] += 1
-    if seed == REFERENCE:
-        _rehearse(plan)
+    if seed in REHEARSED:
+        _rehearse(plan, REHEARSED[seed])
 
 
 def _attempt(
@@ -173,9 +238,9 @@ def _attempt(
         return None, error
 
 
-def _rehearse(plan: Plan) -> None:
+def _rehearse(plan: Plan, recording: Path) -> None:
     try:
-        result = gatekeeper.rehearse(plan, HEALTHY, plugins=PLUGINS)
+        result = gatekeeper.rehearse(plan, recording, plugins=PLUGINS)
     except PlanError:  # the recording names a metric the mutated plan lost
         COUNTS["plans: rehearsal PlanError"] += 1
         return

@@ -47,6 +47,62 @@ gate = ["error_rate < 1%"]
 """
 
 
+# A plan of the reference plan's shape, kept here so that its times stay what these
+# tests say (the reference plan grows a calendar): canary 1h, a go/no-go, ramp 4h,
+# rollout 36h, twelve days of confirmation.
+TIMED = """
+[plan]
+name = "timed"
+[sources.s]
+type = "static"
+values = {{ error_rate = 0.001 }}
+[metrics.error_rate]
+source = "s"
+[traffic]
+type = "memory"
+{calendar}
+[[phases]]
+name = "canary"
+traffic = 1
+checkpoints = ["15m", "30m", "1h"]
+gate = ["error_rate < 1%"]
+[[phases]]
+name = "ramp"
+traffic = 10
+approval = "go/no-go"
+checkpoints = ["15m", "30m", "1h", "2h", "3h", "4h"]
+gate = ["error_rate < 1%"]
+{ramp}
+[[phases]]
+name = "rollout"
+traffic = 100
+checkpoints = ["15m", "30m", "1h", "2h", "4h", "8h", "24h", "36h"]
+gate = ["error_rate < 1%"]
+{rollout}
+[[phases]]
+name = "baseline-confirmation"
+traffic = 100
+checkpoints = {{ every = "1d", until = "12d" }}
+gate = ["error_rate < 1%"]
+"""
+CALENDAR = """
+[windows.staffed]
+days = "mon-fri"
+hours = "09:00-18:00"
+"""
+
+
+def timed_plan(directory: Path, *, calendar: bool = False) -> tuple[gatekeeper.Plan, Path]:
+    text = TIMED.format(
+        calendar=CALENDAR if calendar else "",
+        ramp='start_at = "14:00"\nwindow = "staffed"' if calendar else "",
+        rollout='start_at = "16:00"\nwindow = "staffed"' if calendar else "",
+    )
+    (directory / "gates.toml").write_text(text)
+    (directory / "r.csv").write_text("at,metric,value\n0,error_rate,0.001\n")
+    return gatekeeper.load_plan(directory / "gates.toml"), directory / "r.csv"
+
+
 def rehearse(plan: gatekeeper.Plan, recording: Path, reporter: ConsoleReporter) -> str:
     plugins = Plugins()
     plugins.register(reporter, name=f"console-{id(reporter)}")
@@ -58,9 +114,9 @@ def rehearse(plan: gatekeeper.Plan, recording: Path, reporter: ConsoleReporter) 
 
 
 @pytest.fixture(scope="module")
-def healthy() -> str:
-    plan = gatekeeper.load_plan(EXAMPLE / "gates.toml")
-    return rehearse(plan, EXAMPLE / "healthy.csv", ConsoleReporter(io.StringIO(), verbose=False))
+def healthy(tmp_path_factory: pytest.TempPathFactory) -> str:
+    plan, recording = timed_plan(tmp_path_factory.mktemp("timed"))
+    return rehearse(plan, recording, ConsoleReporter(io.StringIO(), verbose=False))
 
 
 def test_a_phase_start_says_when_its_first_checkpoint_is_due(tmp_path: Path) -> None:
@@ -80,7 +136,7 @@ def test_each_checkpoint_says_when_the_phase_and_the_run_end(healthy: str) -> No
     """After ramp @ 15m: 3h45m of ramp left; the run (36h rollout, 12d confirmation)
     ends on the plan's schedule, at the same moment whatever the checkpoint."""
     lines = healthy.splitlines()
-    at = lines.index("  [+1h15m] ramp @ 15m: INCONCLUSIVE")
+    at = lines.index("  [+1h15m] ramp @ 15m: PASS")
     after = "\n".join(lines[at : at + 6])
     assert "next: 30m at 2026-01-01 01:30:00 UTC (in 15m)" in after
     assert (
@@ -89,6 +145,19 @@ def test_each_checkpoint_says_when_the_phase_and_the_run_end(healthy: str) -> No
     ends = {line.rsplit(", at ", 1)[-1] for line in lines if "run ends in ~" in line}
     assert {"2026-01-14 17:00 UTC", "2026-01-14 17:00 UTC, 1 approval ahead"} == ends
     assert "  4 phases, 13d17h if nothing holds: ends ~2026-01-14 17:00 UTC" in lines
+
+
+def test_the_run_end_keeps_the_plans_calendar(tmp_path: Path) -> None:
+    """With start times and a staffed window, the run's end said at the start and at
+    every checkpoint is the moment the rehearsed run really ends."""
+    plan, recording = timed_plan(tmp_path, calendar=True)
+    out = rehearse(plan, recording, ConsoleReporter(io.StringIO(), verbose=False))
+    lines = out.splitlines()
+    ends = {line.rsplit(", at ", 1)[-1].split(",")[0] for line in lines if "run ends in ~" in line}
+    confirmation = next(line for line in lines if line.startswith("▶ phase baseline-conf"))
+    started = START + parse_duration(confirmation.split("[+", 1)[1].split("]", 1)[0])
+    assert {(started + timedelta(days=12)).strftime("%Y-%m-%d %H:%M UTC")} == ends
+    assert "  ⏸ waiting: ramp starts at 14:00 UTC, in 13h · goes on in 13h, at 14:00 UTC" in lines
 
 
 def test_evenly_spaced_checkpoints_are_compact_in_the_header(healthy: str) -> None:
@@ -245,3 +314,20 @@ def test_an_approval_wait_gets_a_heartbeat_with_the_command() -> None:
     beat = next(line for line in stream.getvalue().splitlines() if "still waiting" in line)
     command = answer_commands("r1", "ramp", ["--plan", str(EXAMPLE / "gates.toml")])[0]
     assert f"  … 00:00 UTC still waiting for the go/no-go of ramp: {command}" == beat
+
+
+def test_a_phase_wait_says_why_and_until_when() -> None:
+    """A phase held back by its start time or a window: why, and when it goes on."""
+    plan = gatekeeper.load_plan(EXAMPLE / "gates.toml")
+    clock = _StillClock(START)
+    stream = io.StringIO()
+    reporter = ConsoleReporter(stream, heartbeat=None)
+    view = _live_view(plan, clock)
+    reporter.gatekeeper_phase_waiting(
+        view, plan.phase("ramp"), START + timedelta(hours=14), "ramp starts at 14:00 UTC"
+    )
+    reporter.gatekeeper_phase_waiting(view, plan.phase("ramp"), None, "held by alice")
+    assert [
+        "  ⏸ waiting: ramp starts at 14:00 UTC · goes on in 14h, at 14:00 UTC",
+        "  ⏸ waiting: held by alice",
+    ] == stream.getvalue().splitlines()

@@ -11,7 +11,12 @@ from typing import Any
 
 import pytest
 
+import gatekeeper
 from gatekeeper._cli import main
+from gatekeeper._clock import SimulatedClock
+from gatekeeper._jsonout import JsonLines
+from gatekeeper._registry import RunInfoView
+from test_console_progress import timed_plan
 
 ROOT = Path(__file__).parent.parent
 EXAMPLE = ROOT / "examples" / "progressive-rollout"
@@ -123,6 +128,7 @@ def test_the_documentation_reads_as_a_schema() -> None:
         "approval_given",
         "approval_rejected",
         "approval_pending",
+        "phase_waiting",
         "traffic_confirmed",
         "phase_started",
         "decision",
@@ -167,9 +173,13 @@ def test_the_decisions_of_the_bad_canary_are_the_documented_example() -> None:
         assert json.dumps(expected, separators=(",", ":")) in DOC.read_text()
 
 
-def test_a_decision_says_what_is_next_and_when_the_run_ends() -> None:
-    """After ramp @ 15m: 30m next, at 01:30; the ramp ends 05:00; the run on schedule."""
-    _, lines = rehearse_json("healthy.csv")
+def test_a_decision_says_what_is_next_and_when_the_run_ends(tmp_path: Path) -> None:
+    """After ramp @ 15m: 30m next, at 01:30; the ramp ends 05:00; the run on schedule
+    (36h rollout, twelve days of confirmation)."""
+    _, recording = timed_plan(tmp_path)
+    out = io.StringIO()
+    main(["rehearse", str(tmp_path / "gates.toml"), "--metrics", str(recording), "--json"], out=out)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
     decision = next(
         line
         for line in lines
@@ -228,3 +238,16 @@ def test_status_json_follows_the_documented_fields(tmp_path: Path) -> None:
     assert "waiting for the go/no-go of full" == line["waiting"]
     command = f"gatekeeper approve {line['run']} --phase full --by NAME --store {store}"
     assert command == line["approve"]
+
+
+def test_a_phase_wait_is_a_documented_line() -> None:
+    """``phase_waiting`` (a start time, a window, a freeze, a hold) follows the schema."""
+    plan = gatekeeper.load_plan(EXAMPLE / "gates.toml")
+    clock = SimulatedClock()
+    view = RunInfoView(run_id="r1", plan=plan, clock=clock, started_at=clock.now())
+    out = io.StringIO()
+    lines = JsonLines(out)
+    lines.gatekeeper_phase_waiting(view, plan.phase("ramp"), clock.now(), "ramp starts now")
+    lines.gatekeeper_phase_waiting(view, plan.phase("ramp"), None, "held by alice")
+    for text in out.getvalue().splitlines():
+        check_event(json.loads(text), origin="live")

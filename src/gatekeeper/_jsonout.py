@@ -89,8 +89,8 @@ class JsonLines:
     """Prints each event of a run as one JSON line, as it happens (``--json``).
 
     Kinds and ``data`` follow the journal's where the journal has the same event
-    (``run_started``, ``phase_started``, ``traffic_confirmed``, ``decision``,
-    ``approval_*``, ``run_ended``), with what a consumer needs added: a decision
+    (``run_started``, ``phase_waiting``, ``phase_started``, ``traffic_confirmed``,
+    ``decision``, ``approval_*``, ``run_ended``), with what a consumer needs added: a decision
     carries its verdicts and what is next, a phase start when it ends.
     """
 
@@ -209,6 +209,12 @@ class JsonLines:
             at=now,
             phase=phase.name,
         )
+
+    @hookimpl
+    def gatekeeper_phase_waiting(
+        self, run: RunInfoView, phase: Phase, until: datetime | None, reason: str
+    ) -> None:
+        self._emit(run, "phase_waiting", {"until": _iso(until), "reason": reason}, phase=phase.name)
 
     @hookimpl
     def gatekeeper_traffic_changed(

@@ -33,7 +33,7 @@ from ._model import (
     Verdict,
 )
 from ._registry import RunInfoView
-from ._schedule import Outlook, Progress, compact_checkpoints
+from ._schedule import Outlook, PlanTiming, Progress, compact_checkpoints, outlook
 from ._units import format_duration, format_number, format_quantity
 from .hookspecs import hookimpl
 
@@ -289,11 +289,22 @@ class ConsoleReporter:
         schedule = self.progress.schedule(run.plan)
         if schedule and not run.resumed:
             now = run.clock.now()
-            total = sum((s.duration for s in schedule), timedelta(0))
-            self._print(
-                f"  {len(schedule)} phase{'s' if len(schedule) > 1 else ''}, "
-                f"{format_span(total)} if nothing holds: ends ~{_at(now + total, now)}"
+            timing = PlanTiming(run.plan)
+            first = schedule[0].name
+            view = outlook(
+                schedule,
+                first,
+                timing.start(first, now),
+                next_checkpoint=None,
+                next_at=None,
+                timing=timing,
             )
+            if view is not None:
+                self._print(
+                    f"  {len(schedule)} phase{'s' if len(schedule) > 1 else ''}, "
+                    f"{format_span(view.run_ends - now)} if nothing holds: "
+                    f"ends ~{_at(view.run_ends, now)}"
+                )
 
     @hookimpl
     def gatekeeper_approval_requested(self, run: RunInfoView, phase: Phase) -> None:
@@ -350,6 +361,17 @@ class ConsoleReporter:
             line += "\n    " + describe_outlook(view, now)
         self._print(line)
         self._wait_for(run, f"{phase.name} @ {name}", due)
+
+    @hookimpl
+    def gatekeeper_phase_waiting(
+        self, run: RunInfoView, phase: Phase, until: datetime | None, reason: str
+    ) -> None:
+        now = run.clock.now()
+        when = ""
+        if until is not None:
+            when = f" · goes on in {format_span(until - now)}, at {_at(until, now)}"
+        self._print(f"  ⏸ waiting: {reason}{when}")
+        self._wait_for(run, f"{phase.name} ({reason})", until, open_ended=until is None)
 
     @hookimpl
     def gatekeeper_traffic_changed(

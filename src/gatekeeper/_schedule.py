@@ -23,6 +23,7 @@ from ._units import format_duration
 __all__ = [
     "Outlook",
     "PhaseSchedule",
+    "PlanTiming",
     "Progress",
     "compact_checkpoints",
     "outlook",
@@ -130,6 +131,23 @@ class Outlook:
         }
 
 
+@attrs.frozen
+class PlanTiming:
+    """The plan's calendar on the schedule: a phase starts at its ``start_at`` and
+    inside its window, and advances only inside its window (the last one ends the
+    run whenever it ends)."""
+
+    plan: Plan
+
+    def start(self, name: str, ready: datetime) -> datetime:
+        phase = self.plan.phase(name)
+        calendar = self.plan.calendar
+        return calendar.phase_start(ready, phase.start_at, phase.policy.window) or ready
+
+    def advance(self, name: str, ready: datetime) -> datetime:
+        return self.plan.calendar.next_open(ready, self.plan.phase(name).policy.window) or ready
+
+
 def outlook(
     schedule: Sequence[PhaseSchedule],
     phase: str,
@@ -137,11 +155,14 @@ def outlook(
     *,
     next_checkpoint: str | None,
     next_at: datetime | None,
+    timing: PlanTiming | None = None,
 ) -> Outlook | None:
     """Where the phase ``phase`` (started at ``started_at``) and the run stand.
 
     ``next_checkpoint``/``next_at`` are what the engine said comes next (a re-check
-    included); a late checkpoint pushes the rest of the phase back by as much.
+    included); a late checkpoint pushes the rest of the phase back by as much. With
+    ``timing`` the later phases keep the plan's start times and windows; without
+    (a journal read without its plan) they follow each other at once.
     ``None`` when ``phase`` is not in the schedule.
     """
     names = [s.name for s in schedule]
@@ -159,7 +180,20 @@ def outlook(
         elif offset is not None:
             phase_ends = max(phase_ends, next_at + (current.duration - offset))
     later = schedule[index + 1 :]
-    run_ends = phase_ends + sum((s.duration for s in later), timedelta(0))
+    try:
+        if timing is not None and later:
+            phase_ends = timing.advance(phase, phase_ends)
+        run_ends = phase_ends
+        for position, following in enumerate(later, 1):
+            if timing is not None:
+                run_ends = timing.start(following.name, run_ends)
+            run_ends += following.duration
+            if timing is not None and position < len(later):
+                run_ends = timing.advance(following.name, run_ends)
+    except KeyError:  # a schedule that is not this plan's: no calendar
+        return outlook(
+            schedule, phase, started_at, next_checkpoint=next_checkpoint, next_at=next_at
+        )
     return Outlook(
         phase=phase,
         next_checkpoint=next_checkpoint,
@@ -205,6 +239,7 @@ class Progress:
             start,
             next_checkpoint=next_checkpoint,
             next_at=next_at,
+            timing=PlanTiming(plan),
         )
 
 

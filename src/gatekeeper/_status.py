@@ -16,7 +16,7 @@ from typing import Any
 
 from ._model import Plan
 from ._protocols import Event, RunInfo, Store
-from ._schedule import PhaseSchedule, outlook, schedule_from, schedule_of
+from ._schedule import PhaseSchedule, PlanTiming, outlook, schedule_from, schedule_of
 from .exceptions import StoreError
 
 __all__ = [
@@ -94,13 +94,18 @@ def _schedule(
         journaled = schedule_from(started.data.get("schedule"))
         if journaled is not None:
             return journaled
-    if plan is None or (plan.digest and info.plan_digest and plan.digest != info.plan_digest):
+    if plan is None or not _same_plan(info, plan):
         return None
     names = started.data.get("phases") if started is not None else None
     try:
         return schedule_of(plan.select(list(names) if isinstance(names, list) else None))
     except KeyError:
         return None
+
+
+def _same_plan(info: RunInfo, plan: Plan) -> bool:
+    """Whether ``plan`` is the plan the run started with (as far as digests tell)."""
+    return not (plan.digest and info.plan_digest and plan.digest != info.plan_digest)
 
 
 def _when(value: Any) -> datetime | None:
@@ -176,20 +181,30 @@ def run_state(
     if asked and waiting and info.status in ("running", "held"):
         state["approve"], state["reject"] = answer_commands(info.run_id, asked, command_args)
     state["last_decision"] = _decision(last, verdicts)
+    if info.status == "running" and phase is not None and phase_started is not None and not ended:
+        state.update(_ahead(info, events, plan, phase, phase_started, last))
+    return state
+
+
+def _ahead(
+    info: RunInfo,
+    events: Sequence[Event],
+    plan: Plan | None,
+    phase: str,
+    phase_started: datetime,
+    last: Event | None,
+) -> dict[str, Any]:
+    """A running phase's next checkpoint and the expected ends (empty: unknown)."""
     schedule = _schedule(info, events, plan)
-    if info.status != "running" or phase is None or phase_started is None or ended:
-        return state
     if schedule is None:
-        state["next_checkpoint"] = "unknown: the journal has no schedule; pass --plan"
-        return state
+        return {"next_checkpoint": "unknown: the journal has no schedule; pass --plan"}
     found = _next_due(schedule, phase, phase_started, last)
     if found is None:
-        return state
+        return {}
     name, due = found
-    view = outlook(schedule, phase, phase_started, next_checkpoint=name, next_at=due)
-    if view is not None:
-        state.update(view.to_data())
-    return state
+    timing = PlanTiming(plan) if plan is not None and _same_plan(info, plan) else None
+    view = outlook(schedule, phase, phase_started, next_checkpoint=name, next_at=due, timing=timing)
+    return view.to_data() if view is not None else {}
 
 
 def _decision(last: Event | None, verdicts: Sequence[Event]) -> dict[str, Any] | None:

@@ -39,7 +39,7 @@ PLAN = load_plan(EXAMPLE / "gates.toml")
 PLUGINS = default_plugins()
 
 # Modest by default (the suite stays fast); GATEKEEPER_FUZZ_EXAMPLES=5000 for a deep run.
-EXAMPLES_PER_TEST = int(os.environ.get("GATEKEEPER_FUZZ_EXAMPLES", "400"))
+EXAMPLES_PER_TEST = int(os.environ.get("GATEKEEPER_FUZZ_EXAMPLES", "300"))
 COUNTS: Counter[str] = Counter()
 _WORK = Path(tempfile.mkdtemp(prefix="gatekeeper-fuzz-"))
 

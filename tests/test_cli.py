@@ -65,12 +65,12 @@ def test_output_shows_phase_traffic_each_metric_and_the_next_checkpoint() -> Non
     """What a person follows: phase and share, each metric against its bound, next due."""
     done = gatekeeper("rehearse", str(PLAN), "--metrics", str(EXAMPLE / "healthy.csv"))
     out = done.stdout
-    assert "▶ phase ramp [+1h] · canary 10% / baseline 90%" in out
+    assert "▶ phase ramp [+14h] · canary 10% / baseline 90%" in out
     assert any(
         line.strip().startswith("✓ latency_p99") and line.endswith(" 42ms < 200ms")
         for line in out.splitlines()
     )
-    assert "next: 30m at 2026-01-01 01:30:00 UTC (in 15m)" in out
+    assert "next: 30m at 2026-01-01 14:30:00 UTC (in 15m)" in out
     assert "approval: given by rehearsal" in out
 
 

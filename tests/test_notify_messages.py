@@ -198,7 +198,7 @@ def test_advance_and_hold_events() -> None:
         advanced.next,
     )
     assert "hold" == held.kind
-    assert "re-checked at 2026-01-01 01:35 UTC; the canary stays at 10%" == held.next
+    assert "re-checked at 2026-01-01 14:35 UTC; the canary stays at 10%" == held.next
     assert [("latency_p99 < 200ms", "inconclusive")] == [
         (f.criterion, f.outcome) for f in held.why if f.criterion.startswith("latency")
     ]

@@ -79,7 +79,7 @@ def test_bad_canary_fails_the_30m_item_with_a_table(project: pytest.Pytester) ->
     result.assert_outcomes(passed=1, failed=1, skipped=4)
     result.stdout.fnmatch_lines(
         [
-            "ramp @ 30m: FAIL at 2026-01-01T01:30:00+00:00",
+            "ramp @ 30m: FAIL at 2026-01-01T14:30:00+00:00",
             "criterion*observed*bound*verdict*reason",
             "error_rate < 0.5%*0.9%*0.5%*FAIL*0.9% is not < 0.5%",
             "error_rate canary <= baseline * 1.2*×4.42*FAIL*canary error_rate 0.353% vs*",

@@ -334,7 +334,11 @@ def _backtest(plan: Plan, since: str, phases: Sequence[str] | None, plugins: Plu
         origin = origin.replace(tzinfo=UTC)
     selected = plan.select(phases)
     first = selected[0]
-    end = origin + plan.phase_offset(first.name) + sum((p.duration for p in selected), timedelta(0))
+    end = (
+        origin
+        + plan.phase_offset(first.name, origin)
+        + sum((p.duration for p in selected), timedelta(0))
+    )
     if end > datetime.now(UTC):
         raise PlanError(
             f"--since {since}: the selected phases would end at {end.isoformat()}, "
@@ -345,7 +349,7 @@ def _backtest(plan: Plan, since: str, phases: Sequence[str] | None, plugins: Plu
         plan,
         sources=build_sources(plan, plugins, plugin_context(plan)),
         traffic=MemoryBackend(plan.phases[index - 1].final_traffic if index else 0.0),
-        clock=SimulatedClock(origin + plan.phase_offset(first.name)),
+        clock=SimulatedClock(origin + plan.phase_offset(first.name, origin)),
         plugins=plugins,
         approver=_Given(),
         rehearsal=True,

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._calendar import Calendar, StartAt
-
 from ._units import format_duration, format_quantity
 
 if TYPE_CHECKING:
@@ -361,14 +360,32 @@ class Plan:
             self.phase(name)
         return tuple(p for p in self.phases if p.name in names)
 
-    def phase_offset(self, name: str) -> timedelta:
+    def phase_offset(self, name: str, origin: datetime | None = None) -> timedelta:
         """When the phase starts on the nominal schedule (every earlier phase advancing
-        at its last checkpoint without holds), counted from the start of the run."""
+        at its last checkpoint without holds), counted from the start of the run.
+
+        From ``origin`` the schedule keeps the plan's calendar: a phase starts at its
+        ``start_at`` and inside its window, and a phase advances only inside its window
+        (the last one ends the run whenever it ends)."""
+        at = origin
         offset = timedelta(0)
         for phase in self.phases:
+            if at is not None:
+                window = phase.policy.window
+                if phase.start_at is not None or window is not None:
+                    start = self.calendar.phase_start(at, phase.start_at, window) or at
+                    offset += start - at
+                    at = start
             if phase.name == name:
                 return offset
             offset += phase.duration
+            if at is not None:
+                at += phase.duration
+                window = phase.policy.window
+                if window is not None and phase is not self.phases[-1]:
+                    opens = self.calendar.next_open(at, window) or at
+                    offset += opens - at
+                    at = opens
         raise KeyError(name)
 
 

@@ -52,7 +52,7 @@ def rehearsal(
         first = plan.select(phases)[0]
     except KeyError as exc:
         raise PlanError(str(exc.args[0]), file=plan.path) from None
-    start = origin + plan.phase_offset(first.name)
+    start = origin + plan.phase_offset(first.name, origin)
     index = plan.phases.index(first)
     # The balancer is where the previous phase left it.
     initial = plan.phases[index - 1].final_traffic if index > 0 else 0.0

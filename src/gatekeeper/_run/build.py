@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from .._approval import Approver, ChainApprover, EnvApprover, FileApprover
 from .._model import Plan
@@ -93,3 +94,23 @@ def open_run_store(plan: Plan, store: Store | str | Path | None) -> tuple[Store,
     if isinstance(store, str | Path):
         return open_plan_store(plan, str(store)), True
     return store, False
+
+
+def run_redactor(plan: Plan, env: Mapping[str, str], store: object) -> Any:
+    """The plan's secrets (and a store URL's password), as one redactor."""
+    from .._redact import Redactor, secrets_of  # noqa: PLC0415
+
+    try:
+        found = secrets_of(plan, env, store=store if isinstance(store, str) else None)
+    except ConfigError as exc:
+        raise plan_error(plan, tuple(exc.key.split(".")) if exc.key else (), exc.message) from None
+    return Redactor.from_secrets(found)
+
+
+def redact_text(redact: Any) -> Any:
+    """The redactor as ``str -> str`` (it takes any JSON-able value)."""
+
+    def text(value: str) -> str:
+        return str(redact(value))
+
+    return text

@@ -37,10 +37,17 @@ from .._plugins import Plugins, default_plugins
 from .._policy import PolicyState, decide
 from .._protocols import Clock, MetricSource, Store, TrafficBackend
 from .._store import MemoryStore
-from ..exceptions import ConfigError, GatekeeperError, PlanError, StoreError, TrafficError
+from ..exceptions import GatekeeperError, PlanError, StoreError, TrafficError
 from . import ending, steps, waits
 from .approvals import Approvals
-from .build import build_sources, build_traffic, default_approver, plugin_context
+from .build import (
+    build_sources,
+    build_traffic,
+    default_approver,
+    plugin_context,
+    redact_text,
+    run_redactor,
+)
 from .context import PhaseState, RunContext
 from .events import EventKind
 from .lease import LeaseKeeper
@@ -113,7 +120,7 @@ class Rollout:
         context = plugin_context(plan, env)
         # One redactor for everything the run writes, shows or sends: the plan's
         # secrets now, and what each source and backend adds as it is built.
-        self.redactor = _redactor(plan, context.env, store)
+        self.redactor = run_redactor(plan, context.env, store)
         context = attrs.evolve(context, redactor=self.redactor, tracer_provider=tracer_provider)
         self._owned: list[object] = []
         if sources is None:
@@ -172,7 +179,7 @@ class Rollout:
             return None
         from .notifications import Notifications  # noqa: PLC0415 - only plans that notify
 
-        notifications = Notifications(self.plan, env, redact=_text(redact))
+        notifications = Notifications(self.plan, env, redact=redact_text(redact))
         notifications.journal = self._notified
         self.observers.local.register(notifications, name="notifications")
         return notifications
@@ -351,11 +358,17 @@ class Rollout:
         return await steps.fail_checks(self, state, checkpoint, failed)
 
     async def evaluate(
-        self, state: PhaseState, checkpoint: Checkpoint, at: datetime, attempt: int = 1
+        self,
+        state: PhaseState,
+        checkpoint: Checkpoint,
+        at: datetime,
+        attempt: int = 1,
+        *,
+        quiet: bool = False,
     ) -> GateResult:
         """Judge the phase's gate at ``at``: every query runs concurrently, every
-        measurement and verdict is journaled."""
-        return await steps.evaluate(self, state, checkpoint, at, attempt)
+        measurement and verdict is journaled (``quiet``: only a look that did not pass)."""
+        return await steps.evaluate(self, state, checkpoint, at, attempt, quiet=quiet)
 
     async def wait_until(self, due: datetime) -> None:
         """Wait for ``due`` (monotonic in a real run), reading the operator channel
@@ -474,24 +487,3 @@ class Rollout:
             why=why,
             collecting=collecting(result),
         )
-
-
-def _redactor(plan: Plan, env: Mapping[str, str], store: object) -> Any:
-    """The plan's secrets (and a store URL's password), as one redactor."""
-    from .._planfile import plan_error  # noqa: PLC0415
-    from .._redact import Redactor, secrets_of  # noqa: PLC0415
-
-    try:
-        found = secrets_of(plan, env, store=store if isinstance(store, str) else None)
-    except ConfigError as exc:
-        raise plan_error(plan, tuple(exc.key.split(".")) if exc.key else (), exc.message) from None
-    return Redactor.from_secrets(found)
-
-
-def _text(redact: Any) -> Any:
-    """The redactor as ``str -> str`` (it takes any JSON-able value)."""
-
-    def text(value: str) -> str:
-        return str(redact(value))
-
-    return text

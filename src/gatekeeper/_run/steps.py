@@ -7,6 +7,7 @@ apply the effect → only then tell the observers.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,7 @@ from .._model import (
     Decision,
     GateResult,
     Kind,
+    Measurement,
     Outcome,
     Phase,
     Verdict,
@@ -28,7 +30,7 @@ from .._model import (
 from .._policy import PolicyState
 from .context import PhaseState
 from .events import EventKind, decision_data, measurement_data, verdict_data
-from .judging import judge_gate, summarize
+from .judging import Looked, judge_gate, summarize
 from .replay import CheckpointProgress
 from .waits import until_allowed
 
@@ -194,7 +196,7 @@ async def judge_checkpoint(  # noqa: PLR0915 - wait, judge, decide, journal, app
                 decision, state.policy = rollout.decide(
                     state, result, last=last, now=now, why=summarize(result)
                 )
-            if decision.action is Action.ADVANCE:
+            if decision.action is Action.ADVANCE and phase is not rollout.plan.phases[-1]:
                 decision = (
                     await until_allowed(rollout, state, phase, f"{phase.name} advances") or decision
                 )
@@ -236,20 +238,21 @@ async def judge_checkpoint(  # noqa: PLR0915 - wait, judge, decide, journal, app
 
 
 async def evaluate(
-    rollout: Rollout, state: PhaseState, checkpoint: Checkpoint, at: datetime, attempt: int = 1
+    rollout: Rollout,
+    state: PhaseState,
+    checkpoint: Checkpoint,
+    at: datetime,
+    attempt: int = 1,
+    *,
+    quiet: bool = False,
 ) -> GateResult:
-    ctx = rollout.ctx
+    """Measure and judge the phase's gate at ``at``, journaling every measurement,
+    verdict and judge state. ``quiet`` (the looks a wait takes between checkpoints):
+    a look that passes leaves no trace; anything else is journaled whole."""
     phase = state.phase
     since_start = at - state.started_at
     needs = rollout.measurer.needs(phase, since_start)
     measured = await rollout.measurer.all(needs, at, since_start, phase.name)
-    for m in measured.values():
-        ctx.journal(
-            EventKind.MEASUREMENT,
-            phase=phase.name,
-            checkpoint=checkpoint.name,
-            data={**measurement_data(m), "attempt": attempt},
-        )
     looked = judge_gate(
         rollout.plan,
         phase,
@@ -264,15 +267,38 @@ async def evaluate(
         history=state.history,
         judges=state.judges,
     )
+    state.judges.update(looked.judges)
+    if not quiet or looked.result.outcome is not Outcome.PASS:
+        _journal_look(rollout, state, checkpoint, measured.values(), looked, attempt)
+    # Remember canary values for stability judged from checkpoint history.
+    for (metric, variant, ranged), m in measured.items():
+        if variant == "canary" and not ranged and m.problem is None and m.value is not None:
+            state.history.setdefault(metric, []).append((at, m.value))
+    return looked.result
+
+
+def _journal_look(
+    rollout: Rollout,
+    state: PhaseState,
+    checkpoint: Checkpoint,
+    measurements: Iterable[Measurement],
+    looked: Looked,
+    attempt: int,
+) -> None:
+    ctx = rollout.ctx
+    phase = state.phase
+    for m in measurements:
+        ctx.journal(
+            EventKind.MEASUREMENT,
+            phase=phase.name,
+            checkpoint=checkpoint.name,
+            data={**measurement_data(m), "attempt": attempt},
+        )
     for index, judge_state in looked.judges.items():
-        state.judges[index] = judge_state
         ctx.journal(
             EventKind.JUDGE_STATE,
             phase=phase.name,
-            data={
-                "criterion": phase.gate.criteria[index].text,
-                "state": judge_state.to_dict(),
-            },
+            data={"criterion": phase.gate.criteria[index].text, "state": judge_state.to_dict()},
         )
     for v in looked.result.verdicts:
         ctx.journal(
@@ -281,11 +307,6 @@ async def evaluate(
             checkpoint=checkpoint.name,
             data={**verdict_data(v), "attempt": attempt},
         )
-    # Remember canary values for stability judged from checkpoint history.
-    for (metric, variant, ranged), m in measured.items():
-        if variant == "canary" and not ranged and m.problem is None and m.value is not None:
-            state.history.setdefault(metric, []).append((at, m.value))
-    return looked.result
 
 
 def _journaled(rollout: Rollout, phase: Phase, checkpoint: Checkpoint) -> CheckpointProgress | None:

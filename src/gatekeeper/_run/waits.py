@@ -84,7 +84,7 @@ async def until_allowed(
         if state is not None and due:
             attempt += 1
             checkpoint = state.phase.checkpoints[-1]
-            result = await rollout.evaluate(state, checkpoint, now, attempt)
+            result = await rollout.evaluate(state, checkpoint, now, attempt, quiet=True)
             if result.outcome is Outcome.FAIL:
                 from .judging import summarize  # noqa: PLC0415
 
@@ -157,7 +157,9 @@ async def wait_for_start(
         if now >= start:
             break
         attempt += 1
-        result = await rollout.evaluate(guard, guard.phase.checkpoints[-1], now, attempt)
+        result = await rollout.evaluate(
+            guard, guard.phase.checkpoints[-1], now, attempt, quiet=True
+        )
         if result.outcome is Outcome.FAIL:
             from .judging import summarize  # noqa: PLC0415
 

@@ -323,3 +323,76 @@ def test_rehearse_start_runs_the_calendar_from_the_cli(tmp_path: Path) -> None:
         check=False,
     )
     assert 0 == done.returncode, done.stdout + done.stderr
+
+
+WINDOW_PLAN = """
+[plan]
+name = "window-live"
+[sources.s]
+type = "python"
+callable = "probe:error_rate"
+[metrics.error_rate]
+source = "s"
+[traffic]
+type = "haproxy"
+socket = "{socket}"
+backend = "app"
+[windows.open]
+days = "mon-sun"
+hours = "{hours}"
+[policy]
+window = "open"
+recheck_interval = "1s"
+[[phases]]
+name = "canary"
+traffic = 5
+checkpoints = ["{last}s"]
+gate = ["error_rate < 1%"]
+[[phases]]
+name = "full"
+traffic = 100
+checkpoints = ["1s"]
+gate = ["error_rate < 1%"]
+"""
+
+
+@pytest.mark.servers
+def test_a_window_that_closes_mid_phase_stops_advancing_not_rolling_back(
+    tmp_path: Path, haproxy: HAProxyServer
+) -> None:
+    """The window closes during the canary: at its checkpoint it may not advance; a
+    failure injected while closed rolls it back at once (windows are minute-exact, so
+    this waits for the next minute boundary: up to about a minute)."""
+    now = datetime.now(UTC)
+    closes = (now + timedelta(seconds=8)).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    opens = closes - timedelta(hours=2)
+    (tmp_path / "probe.py").write_text(PROBE)
+    (tmp_path / "error_rate").write_text("0.001")
+    last = int((closes - now).total_seconds()) + 3
+    (tmp_path / "gates.toml").write_text(
+        WINDOW_PLAN.format(
+            socket=haproxy.socket_path,
+            hours=f"{opens:%H:%M}-{closes:%H:%M}",
+            last=last,
+        )
+    )
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "gatekeeper", "run", "gates.toml"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: canary_weight(haproxy) > 0, timeout=30)
+        wait_for(lambda: "phase_waiting" in kinds(tmp_path), timeout=last + 20)
+        assert 0 < canary_weight(haproxy) < 256  # closed: the canary keeps its share
+        (tmp_path / "error_rate").write_text("0.5")
+        injected = time.monotonic()
+        wait_for(lambda: canary_weight(haproxy) == 0, timeout=10)
+        assert time.monotonic() - injected < 5
+        assert 1 == runner.wait(timeout=30)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+        runner.communicate(timeout=10)

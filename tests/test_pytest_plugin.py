@@ -324,3 +324,15 @@ def test_collected_counts_match_what_runs_and_k_selects_checkpoints(
     )
     selected.stdout.fnmatch_lines(["collected 8 items / 6 deselected / 2 selected"])
     selected.assert_outcomes(passed=2, deselected=6)
+
+
+def test_the_run_summary_is_appended_for_github_actions(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With GITHUB_STEP_SUMMARY set, the gated run's Markdown lands on the job's page."""
+    summary = project.path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    result = project.runpytest("--gate=ramp", "--gate-rehearse=bad-canary.csv")
+    result.assert_outcomes(passed=1, failed=1, skipped=4)
+    text = summary.read_text()
+    assert "## gatekeeper: progressive-rollout — rolled back" in text

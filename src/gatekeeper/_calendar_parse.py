@@ -87,6 +87,12 @@ _TIMES = (
 )
 
 
+#: Calendar moments a plan may name (start times, freezes): the arithmetic around
+#: them (zones, 400-day horizons) stays inside what datetime can hold.
+MIN_YEAR = 1971
+MAX_YEAR = 9000
+
+
 def _kind(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
@@ -319,6 +325,8 @@ def parse_moment(
     if moment is None:
         example = "a timestamp like '2026-11-02T16:00:00Z'"
         raise error(key, f"expected {example}{' or a date' if dates else ''}, got {_kind(value)}")
+    if not MIN_YEAR <= moment.year <= MAX_YEAR:
+        raise error(key, f"expected a year from {MIN_YEAR} to {MAX_YEAR}, got {moment.year}")
     if moment.tzinfo is None:
         return resolve_local(moment, zone)
     return moment.astimezone(UTC)

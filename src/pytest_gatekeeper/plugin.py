@@ -13,6 +13,7 @@ checkpoint, with the ``gate_metrics`` fixture giving the values measured there.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Generator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -179,12 +180,23 @@ class GateSession:
                 stopped = [d for d in self.decisions.values() if d.action is Action.ROLLBACK]
                 outcome = RunOutcome.ROLLED_BACK if stopped else RunOutcome.HELD
                 self.run(self.rollout.finish(outcome, self.stopped))
+            self.step_summary()
         finally:
             self.run(self.rollout.aclose())
             self.loop.close()
             closer = getattr(self.store, "close", None)
             if closer is not None:
                 closer()
+
+    def step_summary(self) -> None:
+        """In GitHub Actions, the run's Markdown summary on the job's page."""
+        if not os.environ.get("GITHUB_STEP_SUMMARY") or not self.rollout.run_id:
+            return
+        from gatekeeper._runreport import github_step_summary, render_markdown  # noqa: PLC0415
+        from gatekeeper._status import find_run  # noqa: PLC0415
+
+        info = find_run(self.rollout.store, self.rollout.run_id)
+        github_step_summary(render_markdown(info, self.rollout.store.events(info.run_id)))
 
 
 SESSION_KEY = pytest.StashKey[GateSession]()

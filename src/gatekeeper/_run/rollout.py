@@ -36,6 +36,7 @@ from .._model import (
 from .._plugins import Plugins, default_plugins
 from .._policy import PolicyState, decide
 from .._protocols import Clock, MetricSource, Store, TrafficBackend
+from .._schedule import schedule_data
 from .._store import MemoryStore
 from ..exceptions import GatekeeperError, PlanError, StoreError, TrafficError
 from . import ending, steps, waits
@@ -306,6 +307,7 @@ class Rollout:
                 "plan": self.plan.name,
                 "digest": self.plan.digest,
                 "phases": [p.name for p in selected],
+                "schedule": schedule_data(selected),
                 "rehearsal": self.rehearsal,
                 "judge_only": self.judge_only,
             },

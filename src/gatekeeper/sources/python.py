@@ -32,9 +32,13 @@ def resolve(path: str) -> Callable[..., Any]:
     module_name, sep, attribute = path.partition(":")
     if not sep or not module_name or not attribute:
         raise ConfigError(f"expected 'package.module:function', got {shown(path)}", key="callable")
+    if module_name.startswith("."):
+        raise ConfigError(
+            f"expected an absolute module path, got {shown(module_name)}", key="callable"
+        )
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
+    except (ImportError, TypeError, ValueError) as exc:
         raise ConfigError(f"cannot import {shown(module_name)}: {exc}", key="callable") from None
     target: Any = module
     for part in attribute.split("."):

@@ -352,10 +352,7 @@ def create(
     assert attempts is not None
     if not 1 <= attempts <= 10:
         raise ConfigError(f"must be within 1..10, got {attempts}", key="attempts")
-    tolerance = opts.number("tolerance", 0.01)
-    assert tolerance is not None
-    if tolerance < 0:
-        raise ConfigError(f"must not be negative, got {tolerance}", key="tolerance")
+    tolerance = opts.tolerance()  # finite, 0..5 percentage points
     total = opts.integer("total_weight", 100)
     assert total is not None
     if total < 1:

@@ -229,6 +229,7 @@ def _first(times: Array, hit: NDArray[np.bool_], now: float) -> None:
 class Record:
     """Cumulative counts of the first runs, per look, for the library cross-check."""
 
+    keep: int = 4
     counts: list[Array] = field(default_factory=list)
 
 
@@ -278,7 +279,7 @@ def simulate_errors(
             eb = rng.binomial(nb.astype(np.int64), np.minimum(pb, 1.0)).astype(np.float64)
         cum += np.stack([ec, nc, eb, nb])
         if record is not None:
-            record.counts.append(cum[:, :4].T.copy())
+            record.counts.append(cum[:, : record.keep].T.copy())
         for name, judge in judges.items():
             judge.update(ec, nc, eb, nb)
             _first(fail[name], judge.max_harm >= _LOG_THRESHOLD, now)
@@ -358,7 +359,7 @@ def simulate_latency(
             if name == "tail p90":
                 cum += np.stack([slow_c, all_c, slow_b, all_b])
                 if record is not None:
-                    record.counts.append(cum[:, :4].T.copy())
+                    record.counts.append(cum[:, : record.keep].T.copy())
             judge.update(slow_c, all_c, slow_b, all_b)
             _first(fail[name], judge.max_harm >= _LOG_THRESHOLD, now)
             if name + SPLIT_SUFFIX in fail:  # the same judge at a 1/6 share of the budget
@@ -418,7 +419,7 @@ def simulate_means(
             [arms[0][0], arms[0][1], arms[0][2], arms[1][0], arms[1][1], arms[1][2]]
         )
         if record is not None:
-            record.counts.append(moments[:, :4].T.copy())
+            record.counts.append(moments[:, : record.keep].T.copy())
         harm = means_harm(
             (moments[0], moments[1], moments[2]), (moments[3], moments[4], moments[5]), upper=upper
         )
@@ -518,7 +519,7 @@ def engine_check(cell: Cell, runs: int, horizon: float, seed: int) -> tuple[int,
     from gatekeeper.traffic.memory import MemoryBackend  # noqa: PLC0415
 
     rng = np.random.default_rng(seed)
-    record = Record()
+    record = Record(keep=runs)
     direct = Cell(**{**cell.__dict__, "fail": {}, "passed": {}})
     simulate_errors(direct, runs, horizon, rng, record)
     counts = np.stack(record.counts)  # looks x runs x 4 (cumulative)

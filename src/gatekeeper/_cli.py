@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from . import _operate as operate
 from ._api import acheck, validate
 from ._approval import ApprovalAnswer, ApprovalRequest, ApprovalState
+from ._cli_fleet import fleet_command
 from ._clock import SimulatedClock
 from ._engine import Rollout, build_sources, plugin_context
 from ._model import GateResult, Outcome, Plan, RunResult
@@ -153,6 +154,7 @@ def _operator_commands(commands: Any) -> None:
     _plan_option(p)
     p.add_argument("--by", default="", help="who decides (recorded)")
     p.add_argument("--reason", default="rolled back by hand")
+    p.add_argument("--target", help="a fleet plan: only this target (default: every one)")
 
     for name, purpose in (
         (
@@ -229,6 +231,9 @@ def _main(argv: Sequence[str] | None, out: TextIO | None) -> int:
     out = out or sys.stdout
     args = _parser().parse_args(argv)
     try:
+        fleet = fleet_command(args, out)
+        if fleet is not None:
+            return fleet
         if args.command == "validate":
             plan = validate(args.plan)
             phases = ", ".join(f"{p.name} ({len(p.checkpoints)} checkpoints)" for p in plan.phases)

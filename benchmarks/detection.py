@@ -239,7 +239,8 @@ def simulate_errors(
     """Error counts under the cell's scenario; every judge on the same streams."""
     looks = int(horizon / cell.look)
     judges = {f"judge phi={d:g}": CountsReplica(runs, d) for d in cell.dispersions}
-    fail = {name: np.full(runs, np.inf) for name in [*judges, SPLIT_NAME, "oracle", "z/look"]}
+    names = [*judges, *([SPLIT_NAME] if 1.0 in cell.dispersions else []), "oracle", "z/look"]
+    fail = {name: np.full(runs, np.inf) for name in names}
     passed = {name: np.full(runs, np.inf) for name in judges}
     cum = np.zeros((4, runs))
     p1 = BASE_ERROR * (cell.effect if not cell.healthy else 2.0)

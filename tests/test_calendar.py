@@ -398,13 +398,13 @@ def timeline(run_starts: datetime) -> list[tuple[str, datetime]]:
             ],
         ),
         (  # Thursday noon: the canary ends after 14:00, the ramp waits for Friday,
-            # and the rollout's "next day" is a Saturday: it waits for Monday 09:00.
+            # and the rollout's "next day" is a Saturday: it starts at Monday's 16:00.
             berlin(2026, 11, 26, 12, 30),
             [
                 ("canary", berlin(2026, 11, 26, 12, 30)),
                 ("go/no-go", berlin(2026, 11, 27, 13, 0)),
                 ("ramp", berlin(2026, 11, 27, 14, 0)),
-                ("rollout", berlin(2026, 11, 30, 9, 0)),
+                ("rollout", berlin(2026, 11, 30, 16, 0)),
             ],
         ),
         (  # Inside the year-end freeze: the canary waits for Tuesday 2027-01-05.

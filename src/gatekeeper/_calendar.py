@@ -397,10 +397,28 @@ class Calendar:
     def phase_start(
         self, ready: datetime, start_at: StartAt | None = None, window: str | None = None
     ) -> datetime | None:
-        """When a phase ready at ``ready`` begins: its ``start_at`` (if any), then the
-        window's next opening outside every freeze (None: not within the horizon)."""
-        earliest = _utc(ready) if start_at is None else start_at.next_after(ready, self.timezone)
-        return self.next_open(earliest, window)
+        """When a phase ready at ``ready`` begins (None: not within the horizon).
+
+        Without ``start_at``: the window's next opening outside every freeze. With a
+        time of day: the first such time at which advancing is allowed — a 14:00 start
+        on a Friday evening is Monday's 14:00, not Monday's 09:00 opening (``+Nd``
+        counts from ``ready`` only). With a fixed moment: that moment, or the first
+        opening after it."""
+        at = _utc(ready)
+        if start_at is None:
+            return self.next_open(at, window)
+        rule = self._find(window)
+        limit = at + HORIZON
+        step = start_at
+        while at <= limit:
+            candidate = step.next_after(at, self.timezone)
+            if self._allowed(candidate, rule):
+                return candidate
+            opens = self.next_open(candidate, window)
+            if opens is None or start_at.moment is not None:
+                return opens
+            at, step = opens, attrs.evolve(start_at, days_later=0)
+        return None
 
     def blockers(self, at: datetime, window: str | None = None) -> tuple[str, ...]:
         """What keeps advancing closed at ``at``, for people: ``("outside window

@@ -62,6 +62,7 @@ from .means import (
     Moments,
     arm_interval,
     arm_log_e,
+    evidence_apart,
     judge_means,
 )
 from .mixture import (
@@ -106,6 +107,7 @@ __all__ = [
     "confidence_ratios",
     "counts_loglik_update",
     "criterion_alpha",
+    "evidence_apart",
     "judge_bound",
     "judge_counts",
     "judge_means",

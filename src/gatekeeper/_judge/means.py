@@ -159,7 +159,7 @@ def arm_log_e(arm: Moments, m: float, lo: float, hi: float, *, above: bool) -> f
     )
 
 
-def _evidence_apart(
+def evidence_apart(
     canary: Moments,
     baseline: Moments,
     lo: float,
@@ -317,8 +317,8 @@ def judge_means(  # noqa: PLR0915 - one look reads top to bottom: check, update,
         )
         return attrs.evolve(state, looks=looks), result
     half = math.log(2.0)
-    log_above = _evidence_apart(canary, baseline, lo, hi, factor, offset, above=True) - half
-    log_below = _evidence_apart(canary, baseline, lo, hi, factor, offset, above=False) - half
+    log_above = evidence_apart(canary, baseline, lo, hi, factor, offset, above=True) - half
+    log_below = evidence_apart(canary, baseline, lo, hi, factor, offset, above=False) - half
     log_harm, log_safe = (log_above, log_below) if upper else (log_below, log_above)
     max_harm = max(state.max_log_e_harm, log_harm)
     max_safe = max(state.max_log_e_safe, log_safe)

@@ -271,3 +271,15 @@ def test_no_canary_data_never_passes(
         fail_only=fail_only,
     )
     assert Outcome.PASS != means.outcome
+
+
+def test_split_segments_turn_traffic_changes_into_the_shares_of_an_interval() -> None:
+    """Confirmed changes at 0 s (1 %) and 600 s (10 %): the look from 480 s to 720 s
+    spans the step and gets 120 s at 1 % and 120 s at 10 %; a look inside one step gets
+    one segment."""
+    changes = [(0.0, 1.0), (600.0, 10.0)]
+    assert [(1.0, 120.0), (10.0, 120.0)] == _judge.split_segments(changes, 480.0, 720.0)
+    assert [(10.0, 240.0)] == _judge.split_segments(changes, 720.0, 960.0)
+    assert [(1.0, 240.0)] == _judge.split_segments(changes, 0.0, 240.0)
+    with pytest.raises(ValueError, match="no traffic share"):
+        _judge.split_segments([], 0.0, 5.0)

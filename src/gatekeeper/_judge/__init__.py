@@ -52,7 +52,14 @@ from .bound import (
     rate_interval,
 )
 from .budget import AlphaBudget, criterion_alpha, split_alpha
-from .counts import CountsState, Split, confidence_ratios, counts_loglik_update, judge_counts
+from .counts import (
+    CountsState,
+    Split,
+    confidence_ratios,
+    counts_loglik_update,
+    judge_counts,
+    split_segments,
+)
 from .inputs import compare_metric_problem
 from .means import (
     LAMBDAS,
@@ -120,6 +127,7 @@ __all__ = [
     "rate_interval",
     "rho_squared",
     "split_alpha",
+    "split_segments",
     "state_from_dict",
     "tail_counts",
     "tail_edge",

@@ -147,6 +147,27 @@ def confidence_ratios(
     return low, high
 
 
+def split_segments(
+    changes: Sequence[tuple[float, float]], since: float, until: float
+) -> list[tuple[float, float]]:
+    """The ``split`` of the interval ``(since, until]`` (seconds on any one clock) from the
+    confirmed traffic changes ``[(at, percent), ...]`` sorted by time, each share in force
+    from its ``at`` on: ``[(percent, seconds), ...]``, the form :func:`judge_counts`
+    takes. The share before the first change is the first change's (the engine passes
+    the phase's first confirmed split at its start)."""
+    if until < since:
+        raise ValueError(f"an interval must not end before it starts: {since!r}..{until!r}")
+    if not changes:
+        raise ValueError("no traffic share is known for this interval")
+    out: list[tuple[float, float]] = []
+    for index, (at, percent) in enumerate(changes):
+        start = since if index == 0 else max(since, at)
+        end = until if index + 1 == len(changes) else min(until, changes[index + 1][0])
+        if end > start:
+            out.append((percent, end - start))
+    return out
+
+
 def _exposures(split: Split | None) -> tuple[float, float] | str:
     """(canary, baseline) exposure of one interval from the share in force over it."""
     if split is None:

@@ -28,6 +28,8 @@ denominator = 'requests{{region="{{{{region}}}}"}}'
 source = "s"
 count = true
 query = "incidents"
+[policy]
+alpha = 0.05
 [[phases]]
 name = "canary"
 traffic = 5
@@ -108,6 +110,7 @@ def test_a_target_plan_has_its_name_backend_args_and_share_of_alpha() -> None:
     assert pytest.approx(0.01 / 3) == plan.phases[1].gate.alpha
     assert pytest.approx(0.02 / 3) == plan.phases[0].gate.criteria[1].alpha
     assert None is plan.phases[0].gate.criteria[0].alpha
+    assert pytest.approx(0.05 / 3) == plan.policy.alpha  # the fleet's budget, shared
     digests = {fleet.target_plan(t).digest for t in fleet.targets}
     assert 3 == len(digests)
 

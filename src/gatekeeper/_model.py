@@ -203,6 +203,8 @@ class Policy:
     recheck_interval: timedelta = timedelta(minutes=5)
     # A [windows.NAME] the phase may only advance and raise traffic in (None: always).
     window: str | None = None
+    # The rollout's false-rollback budget over every compare criterion of every phase.
+    alpha: float = 0.01
 
 
 @attrs.frozen(kw_only=True)
@@ -287,6 +289,10 @@ class Metric:
     window: timedelta | None = None
     args: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
     options: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+    # For the statistical judge: how overdispersed the counts are (>= 1; bursts in both
+    # arms) and, for means, the range every value lies in (unbounded means are refused).
+    dispersion: float = 1.0
+    bounds: tuple[float, float] | None = None
 
     @property
     def is_ratio(self) -> bool:

@@ -9,6 +9,7 @@ top-level tables, sources and metrics); the limits live in :mod:`._limits`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from ._limits import (
 from ._locate import PathPart, format_path, locate
 from ._model import (
     Criterion,
+    Kind,
     Metric,
     Phase,
     Plan,
@@ -75,6 +77,8 @@ _METRIC_KEYS = (
     "count",
     "window",
     "args",
+    "dispersion",
+    "bounds",
 )
 # Kept under their old names: tests and docs checks import them from here.
 _POLICY_KEYS = POLICY_KEYS
@@ -156,6 +160,7 @@ class _Loader(PhaseLoader):
         traffic = self.traffic(data.get("traffic", {"type": "memory"}))
         policy = self.policy(data.get("policy", {}), Policy(), ("policy",))
         phases = self.phases(data.get("phases"), metrics, policy)
+        self.alpha_budget(phases, policy)
         plan = Plan(
             name=name,
             description=description,
@@ -272,8 +277,40 @@ class _Loader(PhaseLoader):
                 count=count,
                 args=own_args,
                 options=options,
+                dispersion=self.dispersion(entry.get("dispersion", 1.0), (*key, "dispersion")),
+                bounds=self.bounds(entry.get("bounds"), (*key, "bounds")),
             )
         return out
+
+    def alpha_budget(self, phases: Sequence[Phase], policy: Policy) -> None:
+        """The rollout's alpha must cover the compare criteria's own alphas."""
+        if not any(c.kind is Kind.COMPARE for p in phases for c in p.gate.criteria):
+            return
+        from ._judge import AlphaBudget  # noqa: PLC0415 - compare plans only
+
+        try:
+            AlphaBudget.of(phases, alpha=policy.alpha)
+        except ValueError as exc:
+            raise self.error(("policy", "alpha"), str(exc)) from None
+
+    def dispersion(self, value: Any, key: tuple[PathPart, ...]) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= 1e6:
+            raise self.error(key, f"expected a number from 1 to 1000000, got {kind(value)}")
+        return float(value)
+
+    def bounds(self, value: Any, key: tuple[PathPart, ...]) -> tuple[float, float] | None:
+        if value is None:
+            return None
+        ok = (
+            isinstance(value, list)
+            and len(value) == 2
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+            and all(math.isfinite(v) for v in value)
+            and value[0] < value[1]
+        )
+        if not ok:
+            raise self.error(key, "expected [low, high]: two finite numbers, low < high")
+        return float(value[0]), float(value[1])
 
     def placeholders(
         self, entry: Mapping[str, Any], key: tuple[PathPart, ...], known: set[str]
@@ -320,6 +357,7 @@ def plan_to_mapping(plan: Plan) -> dict[str, Any]:
             "inconclusive_limit": policy.inconclusive_limit,
             "recheck_interval": format_duration(policy.recheck_interval),
             **({"window": policy.window} if policy.window else {}),
+            **({"alpha": policy.alpha} if policy.alpha != 0.01 else {}),
         }
 
     def criterion_map(criterion: Criterion) -> str | dict[str, Any]:
@@ -346,6 +384,10 @@ def plan_to_mapping(plan: Plan) -> dict[str, Any]:
             out["window"] = format_duration(metric.window)
         if metric.args:
             out["args"] = dict(metric.args)
+        if metric.dispersion != 1.0:
+            out["dispersion"] = metric.dispersion
+        if metric.bounds is not None:
+            out["bounds"] = list(metric.bounds)
         out.update(metric.options)
         return out
 

@@ -51,6 +51,7 @@ POLICY_KEYS = (
     "inconclusive_limit",
     "recheck_interval",
     "window",
+    "alpha",
 )
 PHASE_KEYS = (
     "name",
@@ -83,7 +84,19 @@ class PhaseLoader(CalendarLoader):
             "inconclusive_limit": base.inconclusive_limit,
             "recheck_interval": base.recheck_interval,
             "window": base.window,
+            "alpha": base.alpha,
         }
+        if "alpha" in table:
+            number = table["alpha"]
+            if (
+                isinstance(number, bool)
+                or not isinstance(number, int | float)
+                or not 0 < number < 1
+            ):
+                raise self.error(
+                    (*key, "alpha"), f"expected a number in (0, 1), got {shorten(number)}"
+                )
+            fields["alpha"] = float(number)
         if "window" in table:
             fields["window"] = self.window_name(table["window"], (*key, "window"))
         if "on_fail" in table:
@@ -377,7 +390,14 @@ class PhaseLoader(CalendarLoader):
                 raise self.error(
                     item_key, f"{exc.message} (column {exc.column}: {shorten(text)})"
                 ) from None
-            out.append(self.criterion(parsed, item_key, metrics, fail_only, alpha))
+            criterion = self.criterion(parsed, item_key, metrics, fail_only, alpha)
+            if criterion.kind is Kind.COMPARE:
+                from ._judge import compare_metric_problem  # noqa: PLC0415 - compare plans only
+
+                problem = compare_metric_problem(metrics[criterion.metric])
+                if problem is not None:
+                    raise self.error(("metrics", criterion.metric, "window"), problem)
+            out.append(criterion)
         return tuple(out)
 
     def criterion(

@@ -142,7 +142,8 @@ class Fleet:
                 for c in phase.gate.criteria
             )
             gate = Gate(criteria=criteria, alpha=phase.gate.alpha * share)
-            changed: Phase = attrs.evolve(phase, gate=gate)
+            policy = attrs.evolve(phase.policy, alpha=phase.policy.alpha * share)
+            changed: Phase = attrs.evolve(phase, gate=gate, policy=policy)
             if index == 0 and wave.approval is not None and phase.approval is None:
                 changed = attrs.evolve(changed, approval=wave.approval)
             phases.append(changed)
@@ -162,6 +163,8 @@ class Fleet:
             traffic=target.traffic,
             args={**self.plan.args, **target.args},
             phases=tuple(phases),
+            # The rollout's false-rollback budget is the fleet's: each target gets its share.
+            policy=attrs.evolve(self.plan.policy, alpha=self.plan.policy.alpha * share),
             digest=digest,
         )
 

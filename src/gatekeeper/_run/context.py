@@ -43,6 +43,11 @@ class PhaseState:
     judges: dict[int, Any] = attrs.field(factory=dict)
     # The share asked for the current step (the balancer may round it).
     traffic: float | None = None
+    # (seconds since the phase started, share) for every share in force in the phase,
+    # and each compare criterion's last look: bare counts are judged per interval on
+    # the share that was in force over it.
+    shares: list[tuple[float, float]] = attrs.field(factory=list)
+    looks: dict[int, float] = attrs.field(factory=dict)
     # Resumed: the phase had already ended in the journal / a person released its hold.
     ended_in_journal: bool = False
     released: bool = False

@@ -7,7 +7,7 @@ checkpoints; :func:`judge_gate` returns the new states for the caller to journal
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -54,6 +54,9 @@ def judge_gate(
     prerun: Mapping[str, Measurement],
     history: Mapping[str, list[tuple[datetime, float]]],
     judges: Mapping[int, Any],
+    budget: Any = None,
+    shares: Sequence[tuple[float, float]] = (),
+    looks: Mapping[int, float] | None = None,
 ) -> Looked:
     """Every criterion of the phase's gate, judged on the measurements taken."""
     since_start = at - started_at
@@ -84,7 +87,8 @@ def judge_gate(
                 prior=judges.get(index),
                 elapsed_s=since_start.total_seconds(),
                 last=last,
-                share=share,
+                share=_split(shares, (looks or {}).get(index, 0.0), since_start, share),
+                budget=budget,
             )
             if state is not None:
                 states[index] = state
@@ -124,7 +128,8 @@ def _compare(
     prior: Any,
     elapsed_s: float,
     last: bool,
-    share: float | None,
+    share: Any,
+    budget: Any,
 ) -> tuple[Verdict, Any]:
     """The anytime-valid judge (``_judge``); returns the verdict and its new state."""
     from .. import _judge as judge  # noqa: PLC0415 - only plans with compare need it
@@ -142,11 +147,11 @@ def _compare(
         return verdict, None
 
     common: dict[str, Any] = {
-        "alpha": judge.criterion_alpha(phase.gate, index),
         "final": last,
         "fail_only": criterion.fail_only,
         "elapsed_s": elapsed_s,
         "name": metric.name,
+        **_alpha(judge, budget, phase, index),
     }
     assert criterion.op is not None
     new: Any
@@ -177,6 +182,7 @@ def _compare(
                 factor=criterion.factor,
                 offset=criterion.offset,
                 op=criterion.op,
+                bounds=metric.bounds,
                 **common,
             )
         else:
@@ -196,6 +202,7 @@ def _compare(
                 factor=criterion.factor,
                 op=criterion.op,
                 split=share,
+                dispersion=metric.dispersion,
                 **common,
             )
     except ValueError as exc:  # counts that cannot be (negative, more events than trials)
@@ -233,6 +240,31 @@ def collecting(result: GateResult) -> bool:
     collecting evidence (no missing data, no errors)."""
     pending = [v for v in result.verdicts if v.outcome is Outcome.INCONCLUSIVE]
     return bool(pending) and all(v.evidence.get("collecting") is True for v in pending)
+
+
+def _alpha(judge: Any, budget: Any, phase: Phase, index: int) -> dict[str, float]:
+    """The criterion's level from the rollout's budget (and what is spent through this
+    phase), or the gate's own split when judged outside a rollout."""
+    if budget is None:
+        return {"alpha": judge.criterion_alpha(phase.gate, index)}
+    return {
+        "alpha": budget.alpha(phase.name, index),
+        "alpha_spent": budget.spent_through(phase.name),
+        "alpha_budget": budget.total,
+    }
+
+
+def _split(
+    shares: Sequence[tuple[float, float]], since: float, until: timedelta, share: float | None
+) -> Any:
+    """The shares in force over (since, until] as ``[(percent, seconds), ...]``; the
+    single share when the phase's shares are unknown (judge only, a one-off check)."""
+    if not shares:
+        return share
+    from .._judge import split_segments  # noqa: PLC0415
+
+    end = until.total_seconds()
+    return split_segments(shares, since=min(since, end), until=end) or share
 
 
 def _as_ratio(bound: float, metric: Metric) -> float:

@@ -9,6 +9,7 @@ are the sync facade. The pytest plugin and the CLI drive the same step methods
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,6 +26,7 @@ from .._model import (
     CheckpointResult,
     Decision,
     GateResult,
+    Kind,
     Measurement,
     Phase,
     PhaseResult,
@@ -199,6 +201,18 @@ class Rollout:
     def info(self) -> Any:
         return self.ctx.info
 
+    @functools.cached_property
+    def budget(self) -> Any:
+        """The rollout's α over every compare criterion of the plan (None without any)."""
+        if not any(c.kind is Kind.COMPARE for p in self.plan.phases for c in p.gate.criteria):
+            return None
+        from .. import _judge  # noqa: PLC0415 - only plans with compare need it
+
+        try:
+            return _judge.AlphaBudget.of(self.plan.phases, alpha=self.plan.policy.alpha)
+        except ValueError as exc:
+            raise PlanError(str(exc), file=self.plan.path, key="policy.alpha") from None
+
     @property
     def confirmed(self) -> Split | None:
         return self.traffic.confirmed
@@ -333,6 +347,7 @@ class Rollout:
         await self.traffic.set(phase, phase.traffic, f"phase {phase.name} starts")
         state.traffic = phase.traffic
         state.started_at = self.clock.now()
+        state.shares.append((0.0, phase.traffic))
         self.ctx.journal(
             EventKind.PHASE_STARTED,
             phase=phase.name,

@@ -54,6 +54,9 @@ def resumed_phase(rollout: Rollout, phase: Phase) -> PhaseState | None:
         policy=progress.policy if progress.ended is None else PolicyState(),
         traffic=progress.traffic,
     )
+    if progress.traffic is not None:
+        # (A resumed stepped phase judges its next interval on the current step's share.)
+        state.shares.append((0.0, progress.traffic))
     if progress.ended is not None and progress.ended.action is Action.ROLLBACK:
         # Rolled back before the process died: the run ends here, never restarts it.
         state.decision = progress.ended
@@ -160,6 +163,9 @@ async def judge_checkpoint(  # noqa: PLR0915 - wait, judge, decide, journal, app
             phase, checkpoint.traffic, f"{phase.name} steps up to {checkpoint.traffic:g}%"
         )
         state.traffic = checkpoint.traffic
+        state.shares.append(
+            ((rollout.clock.now() - state.started_at).total_seconds(), checkpoint.traffic)
+        )
         ctx.journal(
             EventKind.STEP_STARTED,
             phase=phase.name,
@@ -203,20 +209,8 @@ async def judge_checkpoint(  # noqa: PLR0915 - wait, judge, decide, journal, app
             if span is not None:
                 span.set_attribute("gatekeeper.outcome", result.outcome.value)
                 span.set_attribute("gatekeeper.decision", decision.action.value)
-        ctx.journal(
-            EventKind.DECISION,
-            phase=phase.name,
-            checkpoint=checkpoint.name,
-            data={
-                **decision_data(decision),
-                "outcome": result.outcome.value,
-                "attempt": attempt,
-                "policy": attrs.asdict(state.policy),
-            },
-        )
-        item = CheckpointResult(result=result, decision=decision)
+        item = _decided(rollout, state, checkpoint, result, decision)
         results.append(item)
-        state.results.append(item)
         if decision.final:
             state.decision = decision
         if decision.action is Action.ROLLBACK:
@@ -266,8 +260,13 @@ async def evaluate(
         prerun=rollout.prerun,
         history=state.history,
         judges=state.judges,
+        budget=rollout.budget,
+        shares=state.shares,
+        looks=state.looks,
     )
     state.judges.update(looked.judges)
+    for index in looked.judges:
+        state.looks[index] = since_start.total_seconds()
     if not quiet or looked.result.outcome is not Outcome.PASS:
         _journal_look(rollout, state, checkpoint, measured.values(), looked, attempt)
     # Remember canary values for stability judged from checkpoint history.
@@ -369,19 +368,7 @@ async def fail_checks(
             checkpoint=checkpoint.name,
             data={**verdict_data(v), "attempt": attempt},
         )
-    ctx.journal(
-        EventKind.DECISION,
-        phase=phase.name,
-        checkpoint=checkpoint.name,
-        data={
-            **decision_data(decision),
-            "outcome": Outcome.FAIL.value,
-            "attempt": attempt,
-            "policy": attrs.asdict(state.policy),
-        },
-    )
-    item = CheckpointResult(result=result, decision=decision)
-    state.results.append(item)
+    item = _decided(rollout, state, checkpoint, result, decision, outcome=Outcome.FAIL)
     state.decision = decision
     if decision.action is Action.ROLLBACK:
         await rollout.rollback(phase, decision.reason)
@@ -394,4 +381,30 @@ async def fail_checks(
         next_at=None,
         next_checkpoint=None,
     )
+    return item
+
+
+def _decided(
+    rollout: Rollout,
+    state: PhaseState,
+    checkpoint: Checkpoint,
+    result: GateResult,
+    decision: Decision,
+    *,
+    outcome: Outcome | None = None,
+) -> CheckpointResult:
+    """Journal a checkpoint's decision (with the policy's counters) and keep it."""
+    rollout.ctx.journal(
+        EventKind.DECISION,
+        phase=state.phase.name,
+        checkpoint=checkpoint.name,
+        data={
+            **decision_data(decision),
+            "outcome": (outcome or result.outcome).value,
+            "attempt": result.attempt,
+            "policy": attrs.asdict(state.policy),
+        },
+    )
+    item = CheckpointResult(result=result, decision=decision)
+    state.results.append(item)
     return item

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from .._calendar import Calendar, Freeze, ask_moment, describe_wait
+from .._calendar import Calendar, ask_moment, describe_wait
 from .._model import Action, Decision, Outcome, Phase
 from .context import PhaseState
 from .events import EventKind
@@ -83,16 +83,9 @@ async def until_allowed(
             judge_at = now + recheck
         if state is not None and due:
             attempt += 1
-            checkpoint = state.phase.checkpoints[-1]
-            result = await rollout.evaluate(state, checkpoint, now, attempt, quiet=True)
-            if result.outcome is Outcome.FAIL:
-                from .judging import summarize  # noqa: PLC0415
-
-                decision, state.policy = rollout.decide(
-                    state, result, last=False, now=now, why=summarize(result)
-                )
-                if decision.action is Action.ROLLBACK:
-                    return decision
+            failed = await _judge_guard(rollout, state, now, attempt)
+            if failed is not None:
+                return failed
         reason = _blocked(rollout, phase, now)
     return None
 
@@ -157,17 +150,9 @@ async def wait_for_start(
         if now >= start:
             break
         attempt += 1
-        result = await rollout.evaluate(
-            guard, guard.phase.checkpoints[-1], now, attempt, quiet=True
-        )
-        if result.outcome is Outcome.FAIL:
-            from .judging import summarize  # noqa: PLC0415
-
-            decision, guard.policy = rollout.decide(
-                guard, result, last=False, now=now, why=summarize(result)
-            )
-            if decision.action is Action.ROLLBACK:
-                return decision
+        failed = await _judge_guard(rollout, guard, now, attempt)
+        if failed is not None:
+            return failed
     return None
 
 
@@ -183,7 +168,17 @@ def approval_times(
     return ask_moment(approval.ask_at, ready=rollout.clock.now(), start=start, tz=tz), start
 
 
-def operator_freeze(until: datetime, reason: str, by: str, seq: int) -> Freeze:
-    """A freeze a person added to a live run (``gatekeeper freeze RUN --until``)."""
-    start = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
-    return Freeze(name=f"operator-{seq}", start=start, end=until, reason=f"{reason} ({by})")
+async def _judge_guard(
+    rollout: Rollout, state: PhaseState, now: datetime, attempt: int
+) -> Decision | None:
+    """One look at the guarding phase's gate during a wait: its ROLLBACK decision when
+    it failed and the policy says so, else None (a pass leaves no trace)."""
+    result = await rollout.evaluate(state, state.phase.checkpoints[-1], now, attempt, quiet=True)
+    if result.outcome is not Outcome.FAIL:
+        return None
+    from .judging import summarize  # noqa: PLC0415
+
+    decision, state.policy = rollout.decide(
+        state, result, last=False, now=now, why=summarize(result)
+    )
+    return decision if decision.action is Action.ROLLBACK else None

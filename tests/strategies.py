@@ -243,8 +243,10 @@ def gate_for(draw: st.DrawFn, metrics: dict[str, dict[str, Any]]) -> list[Any]:
             text = f"{name} {op} {draw(numbers(whole=True))[0]}"
         else:
             text, _ = draw(criteria(metric=name, unit=table.get("unit", "")))
+            if "window" in table and " canary" in text:
+                text = f"{name} > 0"  # a compare needs cumulative counts: no window
         if draw(st.integers(min_value=0, max_value=4)) == 0:
-            out.append({"criterion": text, "fail_only": True, "alpha": 0.05})
+            out.append({"criterion": text, "fail_only": True, "alpha": 0.0005})
         else:
             out.append(text)
     return out

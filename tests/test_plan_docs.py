@@ -51,6 +51,7 @@ def test_policy_defaults_are_the_codes() -> None:
         "consecutive_failure_limit": str(policy.consecutive_failure_limit),
         "inconclusive_limit": str(policy.inconclusive_limit),
         "recheck_interval": f'"{format_duration(policy.recheck_interval)}"',
+        "alpha": f"{policy.alpha:g}",
     } == rows
 
 

@@ -66,19 +66,24 @@ def load_plan_or_fleet(path: str | Path) -> Plan | Fleet:
     """What the command line loads: a :class:`Fleet` when the file has ``[targets]``,
     ``[[waves]]`` or ``[fleet]``, else the plan (through the plan loader)."""
     from .._planfile import load_plan  # noqa: PLC0415
+    from .._plantext import parse_toml  # noqa: PLC0415
 
     path = Path(path)
     text = decode_utf8(read_bounded(path, MAX_PLAN_BYTES, "plan"), file=str(path), what="plan")
-    try:
-        data = tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, RecursionError, ValueError):
-        return load_plan(path)  # the plan loader says what is wrong, located
+    # The plan loader's own parse: its linear checks refuse what makes tomllib slow
+    # (a million-part dotted key) before tomllib sees it, with a located message.
+    data = parse_toml(text, path=str(path))
     if not is_fleet(data):
         return load_plan(path)
     return fleet_from_mapping(data, path=str(path), text=text)
 
 
 def fleet_from_text(text: str, *, path: str | None = None) -> Fleet:
+    from .._plantext import _long_dotted_key  # noqa: PLC0415
+
+    line = _long_dotted_key(text)
+    if line is not None:
+        raise PlanError("a dotted key of too many parts", file=path, line=line)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -476,3 +476,21 @@ def test_runners_started_together_drive_one_run(tmp_path: Path) -> None:
         store.close()
     assert 1 == kinds.count("run_started")
     assert [5.0, 25.0, 100.0] == intents
+
+
+def test_a_journal_deleted_under_a_live_run_stops_it_loudly(
+    tmp_path: Path, runners: list[subprocess.Popen[str]]
+) -> None:
+    """The break: a journal deleted mid-run went unnoticed (exit 0, no journal left).
+    Now the runner stops within its lease's renewal period, leaves traffic where it
+    is and says why (exit 3, never a success)."""
+    write_plan(tmp_path, canary='"10m"')
+    runner = start_runner(tmp_path)
+    runners.append(runner)
+    wait_for(lambda: share(tmp_path) == 5.0)
+    for suffix in ("", "-wal", "-shm"):
+        (tmp_path / f"gates.journal.sqlite3{suffix}").unlink(missing_ok=True)
+    out, errors = runner.communicate(timeout=40)
+    assert 3 == runner.returncode
+    assert 5.0 == share(tmp_path)  # traffic left as it was
+    assert "journal" in out + errors

@@ -273,8 +273,9 @@ def _main(argv: Sequence[str] | None, out: TextIO | None) -> int:
     raise AssertionError(args.command)  # pragma: no cover - argparse requires a command
 
 
-def _plugins(out: TextIO, quiet: bool, args: argparse.Namespace | None = None) -> Plugins:
-    plugins = default_plugins()
+def _reporter(out: TextIO, quiet: bool, args: argparse.Namespace | None = None) -> Any:
+    """The command's console (or JSON lines) reporter: an observer of this run only,
+    so in-process commands never pile reporters onto the process's plugin host."""
     reporter: Any = ConsoleReporter(out, verbose=not quiet)
     if args is not None:
         from ._report import answer_args  # noqa: PLC0415
@@ -288,13 +289,14 @@ def _plugins(out: TextIO, quiet: bool, args: argparse.Namespace | None = None) -
             reporter = ConsoleReporter(
                 out, verbose=not quiet, phases=args.phase, command_args=extra
             )
-    plugins.register(reporter, name=f"console-{id(reporter)}")
-    return plugins
+    return reporter
 
 
-def _drive(rollout: Rollout, phases: Sequence[str] | None) -> RunResult:
+def _drive(rollout: Rollout, phases: Sequence[str] | None, reporter: Any) -> RunResult:
     """Run to the end; SIGINT and SIGTERM cancel the run, which journals the
     interruption and leaves traffic where it is."""
+
+    rollout.observers.local.register(reporter, name="console")
 
     async def main() -> RunResult:
         loop = asyncio.get_running_loop()
@@ -310,13 +312,14 @@ def _drive(rollout: Rollout, phases: Sequence[str] | None) -> RunResult:
 
 def _rehearse(args: argparse.Namespace, out: TextIO) -> int:
     plan = load_plan(args.plan)
-    plugins = _plugins(out, args.quiet, args)
+    plugins = default_plugins()
+    reporter = _reporter(out, args.quiet, args)
     if args.metrics is not None:
         origin = {"origin": _moment(plan, args.start, "--start")} if args.start else {}
         rollout = rehearsal(plan, args.metrics, phases=args.phase, plugins=plugins, **origin)
     else:
         rollout = _backtest(plan, args.since, args.phase, plugins)
-    result = _drive(rollout, args.phase)
+    result = _drive(rollout, args.phase, reporter)
     return result.exit_code
 
 
@@ -364,7 +367,8 @@ def _backtest(plan: Plan, since: str, phases: Sequence[str] | None, plugins: Plu
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
     plan = load_plan(args.plan)
-    plugins = _plugins(out, args.quiet, args)
+    plugins = default_plugins()
+    reporter = _reporter(out, args.quiet, args)
     store = open_plan_store(plan, args.store)
     try:
         rollout = Rollout(
@@ -377,7 +381,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
             wait_for_approval=not args.no_wait,
             start_at=_start_at(plan, args.start_at),
         )
-        result = _drive(rollout, args.phase)
+        result = _drive(rollout, args.phase, reporter)
     finally:
         _close(store)
     if rollout.reported:

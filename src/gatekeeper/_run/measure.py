@@ -171,10 +171,11 @@ def ratio(
     positive = bottom.problem is None and bottom.value is not None and bottom.value > 0
     if top.empty and not top.warnings and positive:
         top = attrs.evolve(top, value=0.0, reason=None, empty=False)
-    problem = top.problem or bottom.problem
-    if problem is not None:
-        which = "numerator" if top.problem else "denominator"
-        return attrs.evolve(result, reason=f"{which}: {problem}")
+    if bottom.problem is not None and (top.empty or top.problem is None):
+        # No requests at all: say so, not that no request failed.
+        return attrs.evolve(result, reason=f"denominator: {bottom.problem}")
+    if top.problem is not None:
+        return attrs.evolve(result, reason=f"numerator: {top.problem}")
     assert top.value is not None and bottom.value is not None
     counts = attrs.evolve(result, numerator=top.value, denominator=bottom.value)
     if bottom.value == 0:

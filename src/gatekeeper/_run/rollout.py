@@ -391,6 +391,12 @@ class Rollout:
         """Wait for ``due`` (monotonic in a real run), reading the operator channel
         every :data:`POLL`; raises :class:`OperatorRollback` when a person asked."""
         while True:
+            if self.lease.lost:
+                # Renewal failed: the journal vanished or another runner took the run.
+                raise StoreError(
+                    f"run {self.run_id}: its lease could not be renewed (the journal is gone "
+                    "or replaced, or another runner took the run over)"
+                )
             self.operator.poll()
             now = self.clock.now()
             if now >= due:

@@ -8,4 +8,5 @@ pytest_plugins = [
     "realservers.nginx",
     "realservers.postgres",
     "realservers.prometheus",
+    "realservers.receivers",
 ]

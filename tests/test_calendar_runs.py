@@ -397,3 +397,42 @@ def test_a_window_that_closes_mid_phase_stops_advancing_not_rolling_back(
         if runner.poll() is None:
             runner.kill()
         runner.communicate(timeout=10)
+
+
+REFERENCE = Path(__file__).parent.parent / "examples" / "progressive-rollout"
+
+
+def rehearse_reference(
+    tmp_path: Path, start: str, extra: str = ""
+) -> dict[tuple[str, str | None], datetime]:
+    from gatekeeper._rehearsal import rehearsal  # noqa: PLC0415
+
+    path = tmp_path / "gates.toml"
+    path.write_text((REFERENCE / "gates.toml").read_text() + extra)
+    plan = gatekeeper.load_plan(path)
+    rollout = rehearsal(plan, REFERENCE / "healthy.csv", origin=datetime.fromisoformat(start))
+    result = rollout.run_sync()
+    assert RunOutcome.ADVANCED == result.outcome
+    moments: dict[tuple[str, str | None], datetime] = {}
+    for event in rollout.store.events(result.run_id):
+        moments.setdefault((str(event.kind), event.phase), event.at)
+    return moments
+
+
+def test_the_reference_plan_from_a_friday_evening(tmp_path: Path) -> None:
+    """Its ramp's 14:00 start reached on a Friday evening is Monday's 14:00 (go/no-go
+    Monday 13:00), the rollout Tuesday 16:00."""
+    at = rehearse_reference(tmp_path, "2026-11-27T17:00:00+00:00")
+    utc = UTC
+    assert datetime(2026, 11, 30, 13, tzinfo=utc) == at[("approval_requested", "ramp")]
+    assert datetime(2026, 11, 30, 14, tzinfo=utc) == at[("phase_started", "ramp")]
+    assert datetime(2026, 12, 1, 16, tzinfo=utc) == at[("phase_started", "rollout")]
+
+
+def test_the_reference_plan_inside_a_freeze(tmp_path: Path) -> None:
+    """Started inside the year-end freeze: nothing raises traffic until it ends (the
+    canary waits for 2027-01-05 00:00), and the ramp starts at 14:00 that day."""
+    freeze = '\n[freezes.year-end]\nfrom = "2026-12-20T00:00:00Z"\nto = "2027-01-05T00:00:00Z"\n'
+    at = rehearse_reference(tmp_path, "2026-12-22T10:00:00+00:00", freeze)
+    assert datetime(2027, 1, 5, tzinfo=UTC) == at[("phase_started", "canary")]
+    assert datetime(2027, 1, 5, 14, tzinfo=UTC) == at[("phase_started", "ramp")]

@@ -43,6 +43,7 @@ def rehearsal(
     store: Store | None = None,
     origin: datetime = REHEARSAL_ORIGIN,
     judge_only: bool = False,
+    notify: bool = False,
 ) -> Rollout:
     """A :class:`Rollout` set up to rehearse ``plan`` against ``recording``."""
     if not isinstance(recording, Recording):
@@ -70,6 +71,7 @@ def rehearsal(
         rehearsal=True,
         judge_only=judge_only,
         origin=origin,
+        notify=notify,
     )
 
 

@@ -102,6 +102,7 @@ class Rollout:
         observer_timeout: float = OBSERVER_TIMEOUT,
         redact: Any = None,
         start_at: StartAt | None = None,
+        notify: bool | None = None,
     ) -> None:
         self.plan = plan
         # The run's own start (--start-at) for its first phase, over the plan's.
@@ -158,7 +159,9 @@ class Rollout:
             redact=redact,
         )
         self.observers.on_failure = self.ctx.observer_failed
-        self.notifications = self._notifications(context.env, redact)
+        # A rehearsal pages nobody unless asked to (notify=True).
+        wanted = not rehearsal if notify is None else notify
+        self.notifications = self._notifications(context.env, redact) if wanted else None
         self.traffic = TrafficControl(self.ctx, traffic)
         self.measurer = Measurer(
             plan=plan, sources=sources, timeout=query_timeout, deadlines=real, span=self.ctx.span

@@ -16,10 +16,10 @@ from gatekeeper._calendar import (
     Window,
     YearlyFreeze,
     ask_moment,
-    describe_wait,
     format_days,
     resolve_local,
 )
+from gatekeeper._calendar_text import describe_wait
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

@@ -11,13 +11,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gatekeeper._calendar import describe_wait
 from gatekeeper._calendar_parse import (
     parse_ask_at,
     parse_calendar,
     parse_start_at,
     parse_window_name,
 )
+from gatekeeper._calendar_text import describe_wait
 from gatekeeper._locate import PathPart, format_path
 
 DOC = (Path(__file__).parent.parent / "docs" / "calendar.md").read_text()

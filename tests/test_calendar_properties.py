@@ -22,7 +22,6 @@ from gatekeeper._calendar import (
     WeeklyFreeze,
     Window,
     YearlyFreeze,
-    describe_wait,
     resolve_local,
 )
 from gatekeeper._calendar_parse import (
@@ -31,6 +30,7 @@ from gatekeeper._calendar_parse import (
     parse_calendar,
     parse_freeze,
 )
+from gatekeeper._calendar_text import describe_wait
 from gatekeeper._locate import PathPart
 
 HORIZON = timedelta(days=8)

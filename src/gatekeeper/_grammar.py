@@ -23,8 +23,8 @@ from datetime import timedelta
 import attrs
 
 from ._limits import shorten
-from ._model import COMPARISONS, Reference
 from ._units import QUANTITY_UNITS, parse_duration
+from ._vocab import COMPARISONS, Reference
 
 _TOKEN = re.compile(
     r"""

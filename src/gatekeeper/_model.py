@@ -7,7 +7,6 @@ through ``Cls(**raw)``.
 
 from __future__ import annotations
 
-import enum
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -19,97 +18,58 @@ import attrs
 from ._calendar import Calendar, StartAt
 from ._units import format_duration, format_quantity
 
+# The vocabulary lives in a leaf module (no import cycle with the grammar); re-exported.
+from ._vocab import (
+    COMPARISONS,
+    Action,
+    Kind,
+    OnFail,
+    OnInconclusive,
+    Outcome,
+    Reference,
+    RunOutcome,
+    compare,
+)
+
+__all__ = [
+    "COMPARISONS",
+    "Action",
+    "Approval",
+    "Checkpoint",
+    "CheckpointResult",
+    "Criterion",
+    "Decision",
+    "Gate",
+    "GateResult",
+    "Kind",
+    "Measurement",
+    "Metric",
+    "OnFail",
+    "OnInconclusive",
+    "Outcome",
+    "Phase",
+    "PhaseResult",
+    "Plan",
+    "Policy",
+    "Query",
+    "Reference",
+    "RunOutcome",
+    "RunResult",
+    "SourceConfig",
+    "Split",
+    "Step",
+    "TrafficConfig",
+    "Verdict",
+    "compare",
+    "gate_outcome",
+]
+
 if TYPE_CHECKING:
     from pathlib import Path
 
 
 def _frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(value))
-
-
-class Outcome(enum.Enum):
-    """The verdict on one criterion or one gate."""
-
-    PASS = "pass"  # noqa: S105 - an outcome, not a password
-    FAIL = "fail"
-    INCONCLUSIVE = "inconclusive"
-
-
-class Action(enum.Enum):
-    """What the runner does after a checkpoint."""
-
-    CONTINUE = "continue"  # wait for the next checkpoint of the phase
-    ADVANCE = "advance"  # the phase is done: on to the next one
-    HOLD = "hold"  # stay where we are (re-check, or stop and wait for a person)
-    ROLLBACK = "rollback"  # canary share to 0, the run ends
-
-
-class Kind(enum.Enum):
-    """Criterion kinds. ``COMPARE`` is the statistical canary-vs-baseline judge."""
-
-    THRESHOLD = "threshold"
-    RELATIVE = "relative"
-    COUNT = "count"
-    STABLE = "stable"
-    COMPARE = "compare"
-
-
-class Reference(enum.Enum):
-    """What a relative criterion compares against."""
-
-    BASELINE = "baseline"  # the concurrent baseline variant, measured at the same moment
-    PRERUN = "prerun"  # the canary metric's value recorded when the run started
-
-
-class OnFail(enum.Enum):
-    ROLLBACK = "rollback"
-    HOLD = "hold"
-
-
-class OnInconclusive(enum.Enum):
-    HOLD = "hold"
-    FAIL = "fail"
-
-
-class RunOutcome(enum.Enum):
-    """How a run (or the part of it that was asked for) ended."""
-
-    ADVANCED = "advanced"  # every phase asked for advanced
-    ROLLED_BACK = "rolled back"
-    HELD = "held"  # stopped where it was; a person decides
-    INTERRUPTED = "interrupted"  # cut short (signal, error): never a success
-    ERROR = "error"
-
-    @property
-    def exit_code(self) -> int:
-        """The CLI contract: 0 advanced, 1 rolled back / failed, 3 held or cut short."""
-        return {
-            RunOutcome.ADVANCED: 0,
-            RunOutcome.ROLLED_BACK: 1,
-            RunOutcome.HELD: 3,
-            RunOutcome.INTERRUPTED: 3,
-            RunOutcome.ERROR: 1,
-        }[self]
-
-
-COMPARISONS = ("<", "<=", ">", ">=", "==", "!=")
-
-
-def compare(observed: float, op: str, bound: float) -> bool:
-    """``observed OP bound`` for the six comparison operators of the plan grammar."""
-    if op == "<":
-        return observed < bound
-    if op == "<=":
-        return observed <= bound
-    if op == ">":
-        return observed > bound
-    if op == ">=":
-        return observed >= bound
-    if op == "==":
-        return observed == bound
-    if op == "!=":
-        return observed != bound
-    raise ValueError(f"unknown comparison {op!r}")
 
 
 @attrs.frozen(kw_only=True)

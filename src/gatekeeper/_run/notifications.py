@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._approval import ApprovalAnswer
 from .._model import Decision, GateResult, Phase, Plan, RunResult, Split
@@ -27,8 +27,12 @@ from ..notify import (
     event_for_run_end,
     parse_notifiers,
 )
+from .events import EventKind
 
-__all__ = ["DRAIN_TIMEOUT", "Notifications"]
+if TYPE_CHECKING:
+    from .rollout import Rollout
+
+__all__ = ["DRAIN_TIMEOUT", "Notifications", "attach_notifications"]
 
 DRAIN_TIMEOUT = 10.0  # seconds the run's end waits for queued notifications
 
@@ -135,3 +139,21 @@ class Notifications:
                 rehearsal=run.rehearsal,
             )
         )
+
+
+def attach_notifications(
+    rollout: Rollout, env: Mapping[str, str], redact: Callable[[str], str]
+) -> Notifications | None:
+    """The plan's channels as the run's own observer, each attempt journaled (None
+    when the plan notifies nobody)."""
+    if not rollout.plan.notify:
+        return None
+    notifications = Notifications(rollout.plan, env, redact=redact)
+
+    def journal(attempt: Mapping[str, Any]) -> None:
+        if rollout.run_id:
+            rollout.ctx.journal(EventKind.NOTIFICATION, data=attempt)
+
+    notifications.journal = journal
+    rollout.observers.local.register(notifications, name="notifications")
+    return notifications

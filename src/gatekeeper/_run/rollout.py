@@ -55,6 +55,7 @@ from .context import PhaseState, RunContext
 from .events import EventKind
 from .lease import LeaseKeeper
 from .measure import Measurer
+from .notifications import attach_notifications
 from .observers import OBSERVER_TIMEOUT, Observers
 from .operator import OperatorChannel, OperatorRollback
 from .replay import Journal
@@ -161,7 +162,9 @@ class Rollout:
         self.observers.on_failure = self.ctx.observer_failed
         # A rehearsal pages nobody unless asked to (notify=True).
         wanted = not rehearsal if notify is None else notify
-        self.notifications = self._notifications(context.env, redact) if wanted else None
+        self.notifications = (
+            attach_notifications(self, context.env, redact_text(redact)) if wanted else None
+        )
         self.traffic = TrafficControl(self.ctx, traffic)
         self.measurer = Measurer(
             plan=plan, sources=sources, timeout=query_timeout, deadlines=real, span=self.ctx.span
@@ -178,17 +181,6 @@ class Rollout:
         self.phase_results: list[PhaseResult] = []
         self.result: RunResult | None = None
         self.poll = POLL if real else None
-
-    def _notifications(self, env: Mapping[str, str], redact: Any) -> Any:
-        """The plan's notification channels as this run's own observer (or None)."""
-        if not self.plan.notify:
-            return None
-        from .notifications import Notifications  # noqa: PLC0415 - only plans that notify
-
-        notifications = Notifications(self.plan, env, redact=redact_text(redact))
-        notifications.journal = self._notified
-        self.observers.local.register(notifications, name="notifications")
-        return notifications
 
     # -- what the run is ------------------------------------------------------------
 
@@ -469,11 +461,6 @@ class Rollout:
     def journal_lost(self, exc: StoreError) -> RunResult:
         """The journal failed: stop where we are, traffic as it is."""
         return ending.journal_lost(self, exc)
-
-    def _notified(self, attempt: Mapping[str, Any]) -> None:
-        """A notification attempt (from a delivery thread), journaled."""
-        if self.run_id:
-            self.ctx.journal(EventKind.NOTIFICATION, data=attempt)
 
     async def aclose(self) -> None:
         """Close what this rollout built (sources' HTTP clients and the like)."""

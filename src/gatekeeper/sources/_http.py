@@ -27,7 +27,8 @@ import attrs
 import httpx
 import tenacity
 
-from .._redact import MIN_SECRET_LENGTH, Redactor, ShortSecretError, clip
+from .._httpbase import secret_problem
+from .._redact import Redactor, ShortSecretError, clip
 from .._units import format_duration
 from ._retry import (
     BackoffWait,
@@ -179,22 +180,16 @@ class ResilientHttp:
         holds what a header cannot carry."""
         for name in self._secret_names():
             value = self._env.get(name)
-            if not value:
-                return f"environment variable {name} (named in the plan) is not set"
-            if name != self.settings.basic_username_env and len(value) < MIN_SECRET_LENGTH:
-                return (
-                    f"environment variable {name} holds {len(value)} character(s), too short "
-                    f"to be masked in output (at least {MIN_SECRET_LENGTH}): not sent"
-                )
+            if name == self.settings.basic_username_env:
+                if not value:  # a user name is no secret: it only has to be there
+                    return f"environment variable {name} (named in the plan) is not set"
+                continue
             in_header = name == self.settings.bearer_token_env or (
                 name in self.settings.secret_headers_env.values()
             )
-            if in_header and not (value.isascii() and value.isprintable()):
-                # httpx would refuse it and quote it in its error: refuse it first
-                return (
-                    f"environment variable {name} holds characters an HTTP header cannot "
-                    "carry (non-ASCII or control characters such as a newline): not sent"
-                )
+            problem = secret_problem(name, value, in_header=in_header)
+            if problem is not None:
+                return problem
         return None
 
     @property

@@ -8,13 +8,19 @@ from __future__ import annotations
 import email.utils
 import math
 import random
-import ssl
 from datetime import UTC, datetime, timedelta
 
 import attrs
 import httpx
 import tenacity
 
+from .._httpbase import (
+    RETRY_STATUSES,
+    RetryableStatus,
+    retryable,
+    retryable_status,
+    tls_failure,
+)
 from .._units import format_duration
 
 __all__ = [
@@ -27,13 +33,6 @@ __all__ = [
     "retryable_status",
     "tls_failure",
 ]
-
-RETRY_STATUSES = frozenset({408, 425, 429})
-
-
-def retryable_status(status: int) -> bool:
-    """Whether an HTTP status says "try again": 408, 425, 429 and every 5xx."""
-    return status in RETRY_STATUSES or status >= 500
 
 
 @attrs.frozen(kw_only=True)
@@ -72,36 +71,6 @@ def _retry_after(response: httpx.Response) -> float | None:
     if not math.isfinite(seconds):
         return None
     return max(seconds, 0.0)
-
-
-class RetryableStatus(Exception):  # noqa: N818 - an internal signal, not an error shown to anyone
-    """A response whose status says "try again" (408, 425, 429, 5xx)."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        self.response = response
-        super().__init__(f"HTTP {response.status_code}")
-
-
-def tls_failure(exc: BaseException) -> bool:
-    """Whether a transport error comes from a certificate that failed verification."""
-    cause: BaseException | None = exc
-    for _ in range(10):  # a bounded walk down the chain of causes
-        if cause is None:
-            return False
-        if isinstance(cause, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(
-            cause
-        ):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False
-
-
-def retryable(exc: BaseException) -> bool:
-    """Transport errors and 408/425/429/5xx; a certificate that fails verification
-    will fail the same way again, so it is not retried."""
-    if isinstance(exc, RetryableStatus):
-        return True
-    return isinstance(exc, httpx.TransportError) and not tls_failure(exc)
 
 
 class BackoffWait(tenacity.wait.wait_base):

@@ -5,23 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import attrs
 
+from .._httpbase import SECRET_HEADERS, check_url
 from .._options import Options
-from .._redact import shown
 from ..exceptions import ConfigError
 from ._retry import RetryPolicy
 
 __all__ = ["SECRET_HEADERS", "HttpSettings", "check_url", "http_settings"]
 
+
 #: Headers whose value is a credential: refused in plain ``headers``.
-SECRET_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token", "api-key"}
-)
-
-
 @attrs.frozen(kw_only=True)
 class HttpSettings:
     """The connection part of a source's options (no secret values, only names)."""
@@ -46,22 +41,6 @@ def _env_name(value: Any, key: str) -> str:
             key=key,
         )
     return value
-
-
-def check_url(url: str, *, key: str) -> None:
-    """Refuse URLs that are not http(s), and URLs carrying credentials (checked
-    first, so a message never echoes a password)."""
-    try:
-        parts = urlsplit(url)
-        has_credentials = parts.username is not None or parts.password is not None
-    except ValueError:
-        raise ConfigError("not a valid URL", key=key) from None
-    if has_credentials or "@" in parts.netloc:
-        raise ConfigError(
-            "credentials do not belong in the URL: use basic_auth or bearer_token_env", key=key
-        )
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"expected an http:// or https:// URL, got {shown(url)}", key=key)
 
 
 def http_settings(opts: Options, *, url_required: bool = True) -> HttpSettings:

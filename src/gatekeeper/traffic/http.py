@@ -28,6 +28,14 @@ from urllib.parse import urlsplit
 import httpx
 import tenacity
 
+from .._httpbase import (
+    SECRET_HEADERS,
+    RetryableStatus,
+    check_url,
+    retryable,
+    retryable_status,
+    secret_problem,
+)
 from .._model import Split
 from .._options import Options
 from .._protocols import PluginContext
@@ -38,18 +46,6 @@ from ._watchdog import Watchdog
 from .command import PLACEHOLDERS, placeholder_values
 
 __all__ = ["HttpBackend", "create", "extract"]
-
-RETRY_STATUSES = frozenset({408, 425, 429})
-
-
-class _RetryableStatusError(Exception):
-    def __init__(self, response: httpx.Response) -> None:
-        self.response = response
-        super().__init__(response.status_code)
-
-
-def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, httpx.TransportError | _RetryableStatusError)
 
 
 def extract(document: Any, path: str) -> Any:
@@ -172,25 +168,11 @@ class HttpBackend:
         headers = {"Accept": "application/json", **self._headers}
         if self.bearer_token_env is not None:
             token = self._env.get(self.bearer_token_env)
-            if not token:
-                raise TrafficError(
-                    f"http: environment variable {self.bearer_token_env} (bearer token) is not set",
-                    wanted=wanted,
-                )
-            if len(token) < MIN_SECRET_LENGTH:
-                raise TrafficError(
-                    f"http: environment variable {self.bearer_token_env} holds {len(token)} "
-                    f"character(s), too short to be masked in output (at least "
-                    f"{MIN_SECRET_LENGTH}): not sent",
-                    wanted=wanted,
-                )
-            self.redactor.add(token)
-            if not token.isascii() or not token.isprintable():
-                raise TrafficError(
-                    f"http: environment variable {self.bearer_token_env} holds characters "
-                    "an HTTP header cannot carry (non-ASCII or control characters): not sent",
-                    wanted=wanted,
-                )
+            problem = secret_problem(self.bearer_token_env, token)
+            if token is not None and len(token) >= MIN_SECRET_LENGTH:
+                self.redactor.add(token)  # before anything could quote it
+            if problem is not None or token is None:
+                raise TrafficError(f"http: {problem}", wanted=wanted)
             headers["Authorization"] = f"Bearer {token}"
         return headers
 
@@ -216,20 +198,20 @@ class HttpBackend:
                             f"no whole answer within {self.timeout:g}s"
                         ) from None
                     raise
-            if response.status_code in RETRY_STATUSES or response.status_code >= 500:
-                raise _RetryableStatusError(response)
+            if retryable_status(response.status_code):
+                raise RetryableStatus(response)
             return response
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.attempts),
             wait=tenacity.wait_exponential(multiplier=self.backoff, max=5.0),
-            retry=tenacity.retry_if_exception(_retryable),
+            retry=tenacity.retry_if_exception(retryable),
             reraise=True,
             sleep=self._sleep or time.sleep,
         )
         try:
             response = retrying(attempt)
-        except _RetryableStatusError as exc:
+        except RetryableStatus as exc:
             response = exc.response
         except (httpx.HTTPError, UnicodeEncodeError) as exc:
             raise TrafficError(
@@ -309,13 +291,8 @@ def _safe(url: str) -> str:
 
 def _url(opts: Options, key: str, *, required: bool) -> str | None:
     url = opts.required_text(key) if required else opts.text(key)
-    if url is None:
-        return None
-    parts = urlsplit(url)
-    if parts.username is not None or parts.password is not None:
-        raise ConfigError("credentials do not belong in the URL: use bearer_token_env", key=key)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"expected an http:// or https:// URL, got {shown(_safe(url))}", key=key)
+    if url is not None:
+        check_url(url, key=key)
     return url
 
 
@@ -341,7 +318,7 @@ def create(
     for name, value in headers.items():
         if not isinstance(value, str):
             raise ConfigError(f"expected a string, got {shown(value)}", key=f"headers.{name}")
-        if name.lower() == "authorization":
+        if name.lower() in SECRET_HEADERS:
             raise ConfigError(
                 "secrets do not belong in the plan: use bearer_token_env", key=f"headers.{name}"
             )

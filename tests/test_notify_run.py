@@ -73,3 +73,25 @@ def test_a_rehearsal_pages_nobody_unless_asked(tmp_path: Path, http_receiver: Ht
     assert RunOutcome.ROLLED_BACK == result.outcome
     time.sleep(0.5)
     assert [] == http_receiver.received
+
+
+class Broken:
+    @gatekeeper.hookimpl
+    def gatekeeper_checkpoint_judged(self) -> None:
+        raise RuntimeError("a dashboard plugin broke")
+
+
+def test_a_failing_observer_is_told_to_people(tmp_path: Path, http_receiver: HttpReceiver) -> None:
+    """An observer's failure is journaled and notified; the run goes on unchanged."""
+    text = (EXAMPLE / "gates.toml").read_text() + (
+        f'\n[notify.oncall]\ntype = "webhook"\nurl = "{http_receiver.url}"\n'
+        'on = ["observer_failure"]\n'
+    )
+    (tmp_path / "gates.toml").write_text(text)
+    plan = gatekeeper.load_plan(tmp_path / "gates.toml")
+    plugins = gatekeeper.Plugins(load_entry_points=False, plugins=[Broken()])
+    result = rehearsal(plan, EXAMPLE / "bad-canary.csv", plugins=plugins, notify=True).run_sync()
+    assert RunOutcome.ROLLED_BACK == result.outcome  # the decision stood
+    got = http_receiver.wait_for(1, timeout=10)
+    assert "observer_failure" == got[0].json()["kind"]
+    assert "a dashboard plugin broke" in got[0].json()["reason"]

@@ -23,6 +23,7 @@ from ..notify import (
     attempt_data,
     event_for_approval,
     event_for_decision,
+    event_for_observer_failure,
     event_for_phase_start,
     event_for_run_end,
     parse_notifiers,
@@ -63,6 +64,19 @@ class Notifications:
         """Wait a bounded time for what is queued, then report the rest undelivered."""
         self.dispatcher.drain(timeout)
         self.dispatcher.close()
+
+    def observer_failed(self, run: RunInfoView, plugin: str, problem: str) -> None:
+        """Another observer raised or hung: people hear of it (the decision stood)."""
+        self._submit(
+            event_for_observer_failure(
+                run_id=run.run_id,
+                plan=self.plan.name,
+                observer=plugin,
+                error=problem,
+                at=run.clock.now(),
+                rehearsal=run.rehearsal,
+            )
+        )
 
     @hookimpl
     def gatekeeper_traffic_changed(self, split: Split) -> None:
@@ -156,4 +170,13 @@ def attach_notifications(
 
     notifications.journal = journal
     rollout.observers.local.register(notifications, name="notifications")
+    journaled = rollout.observers.on_failure
+
+    def failed(plugin: str, hook: str, problem: str) -> None:
+        if journaled is not None:
+            journaled(plugin, hook, problem)
+        if plugin != "notifications" and rollout.ctx.view is not None:
+            notifications.observer_failed(rollout.ctx.view, plugin, problem)
+
+    rollout.observers.on_failure = failed
     return notifications

@@ -17,7 +17,6 @@ from .._calendar import Freeze
 from .._protocols import Event
 from .context import RunContext
 from .events import EventKind
-from .replay import Journal
 
 __all__ = ["OperatorChannel", "OperatorRollback"]
 
@@ -65,11 +64,6 @@ class OperatorChannel:
     def holding(self) -> bool:
         """A person asked the run to hold and has not resumed it."""
         return self.held_by is not None
-
-    def restore(self, journal: Journal) -> None:
-        """Requests left unapplied when the last runner stopped."""
-        for request in journal.requests:
-            self._take(request)
 
     def poll(self) -> None:
         """Read what was appended since the last poll; raise :class:`OperatorRollback`

@@ -87,9 +87,6 @@ class Journal:
     ended: dict[str, Decision] = attrs.field(factory=dict)
     progress: dict[str, PhaseProgress] = attrs.field(factory=dict)
     approvals: dict[str, tuple[str, str]] = attrs.field(factory=dict)  # phase -> (state, by)
-    # Operator requests (rollback / hold / resume) not yet applied by a runner.
-    requests: list[Event] = attrs.field(factory=list)
-    held_by: str | None = None
     # phase -> the start it was computed to wait for (start_at and window)
     waits: dict[str, datetime] = attrs.field(factory=dict)
     finished: str | None = None
@@ -122,31 +119,6 @@ def _fold_traffic(journal: Journal, event: Event) -> None:
         journal.pending_intent = None
 
 
-def _fold_operator(journal: Journal, event: Event) -> None:
-    kind = event.kind
-    if kind == EventKind.OPERATOR_APPLIED:
-        applied = int(event.data.get("request", 0))
-        journal.requests = [r for r in journal.requests if r.seq != applied]
-        return
-    journal.requests.append(event)
-    if kind == EventKind.ROLLBACK_REQUESTED:
-        journal.rolled_back = journal.rolled_back or str(
-            event.data.get("reason", "rollback requested")
-        )
-    elif kind == EventKind.HOLD_REQUESTED:
-        journal.held_by = str(event.data.get("by", "") or "an operator")
-    elif kind == EventKind.RESUME_REQUESTED:
-        journal.held_by = None
-
-
-_OPERATOR = frozenset(
-    {
-        EventKind.ROLLBACK_REQUESTED,
-        EventKind.HOLD_REQUESTED,
-        EventKind.RESUME_REQUESTED,
-        EventKind.OPERATOR_APPLIED,
-    }
-)
 _TRAFFIC = frozenset(
     {
         EventKind.TRAFFIC_INTENT,
@@ -171,8 +143,12 @@ def replay(  # noqa: PLR0915 - one branch per event kind reads best as one fold
         kind = event.kind
         if kind in _TRAFFIC:
             _fold_traffic(journal, event)
-        elif kind in _OPERATOR:
-            _fold_operator(journal, event)
+        elif kind == EventKind.ROLLBACK_REQUESTED:
+            # A person asked: the run is rolled back for good, applied or not yet (the
+            # operator channel, which reads the same journal, finishes it on resume).
+            journal.rolled_back = journal.rolled_back or str(
+                data.get("reason", "rollback requested")
+            )
         elif kind == EventKind.RUN_STARTED:
             journal.started_at = journal.started_at or event.at
             journal.phases = list(data.get("phases", []))

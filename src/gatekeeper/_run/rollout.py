@@ -115,8 +115,6 @@ class Rollout:
         self.restart = restart
         self.force = force
         self.wait_for_approval = wait_for_approval
-        self.judge_only = judge_only
-        self.rehearsal = rehearsal
         self.journal_state: Journal | None = None
         self.created: Any = None
         # The plan's last run had already covered these phases: reported, not repeated.
@@ -176,7 +174,6 @@ class Rollout:
             approver or default_approver(context.env),
             wait_for_approval=wait_for_approval,
         )
-        self.origin = origin
         self.prerun: dict[str, Measurement] = {}
         self.phase_results: list[PhaseResult] = []
         self.result: RunResult | None = None
@@ -317,8 +314,8 @@ class Rollout:
                 "digest": self.plan.digest,
                 "phases": [p.name for p in selected],
                 "schedule": schedule_data(selected),
-                "rehearsal": self.rehearsal,
-                "judge_only": self.judge_only,
+                "rehearsal": self.ctx.rehearsal,
+                "judge_only": self.ctx.judge_only,
             },
         )
         await self.observers.emit("run_started", run=self.info)

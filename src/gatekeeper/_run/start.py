@@ -120,7 +120,7 @@ def _reported(rollout: Rollout, info: RunInfo, journal: Journal) -> RunResult:
 def check_previous_phase(rollout: Rollout, phases: Sequence[Phase]) -> None:
     """A later phase on its own needs the phase before it advanced in the journal,
     and the plan's last run not rolled back — unless forced."""
-    if rollout.force or rollout.rehearsal or rollout.judge_only or not phases:
+    if rollout.force or rollout.ctx.rehearsal or rollout.ctx.judge_only or not phases:
         return
     plan = rollout.plan
     store = rollout.store
@@ -183,7 +183,7 @@ async def record_prerun(rollout: Rollout, phases: Sequence[Phase]) -> None:
     wanted = {c.metric for p in phases for c in p.gate.criteria if c.reference is Reference.PRERUN}
     if not wanted:
         return
-    at = rollout.origin or rollout.clock.now()
+    at = rollout.ctx.origin or rollout.clock.now()
     measured = await asyncio.gather(
         *(
             rollout.measurer.measure(

@@ -107,7 +107,7 @@ def unapproved(
     how = (
         f"approve with 'gatekeeper approve {rollout.run_id} --phase {phase.name} "
         f"--by NAME' (in CI: GATEKEEPER_APPROVE={phase.name})"
-        if not rollout.rehearsal
+        if not rollout.ctx.rehearsal
         else "the recording withholds it"
     )
     assert phase.approval is not None

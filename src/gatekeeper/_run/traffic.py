@@ -50,6 +50,8 @@ class TrafficControl:
         self.confirmed: Split | None = None
         # Why the run was rolled back, once it was: from then on nothing raises traffic.
         self.rolled_back: str | None = None
+        # A rollback whose balancer write was not confirmed: tried again, never skipped.
+        self._pending = False
 
     async def read(self) -> Split | None:
         """What the balancer does now, journaled."""
@@ -124,8 +126,6 @@ class TrafficControl:
             wanted=0.0,
             actual=error.actual,
         ) from error
-
-    _pending = False
 
     async def _apply(
         self, phase: Phase | None, percent: float, why: str, *, rollback: bool

@@ -14,11 +14,14 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from ._model import Plan, Split
+import attrs
+
+from ._model import Plan
 from ._protocols import Event, RunInfo, Store
 from ._run.events import EventKind
 from ._run.start import FINISHED
-from .exceptions import PlanError, StoreError, TrafficError
+from .exceptions import PlanError, TrafficError
+from .store.base import LeasingStore
 
 __all__ = ["LIVE_ROLLBACK_WAIT", "answer", "freeze", "hold", "rollback"]
 
@@ -125,20 +128,12 @@ def freeze(
     return 0
 
 
-def _live_holder(store: Any, run_id: str) -> str | None:
-    """Who drives the run now, or ``None`` when nobody does."""
-    holder = getattr(store, "lease_holder", None)
-    if holder is not None:
-        found = holder(run_id)
-        return None if found is None else str(found.owner)
-    acquire = getattr(store, "acquire", None)
-    if acquire is None:
+def _live_holder(store: Store, run_id: str) -> str | None:
+    """Who drives the run now, or ``None`` when nobody does (or nothing leases)."""
+    if not isinstance(store, LeasingStore):
         return None
-    try:
-        acquire(run_id).release()
-    except StoreError as exc:
-        return str(exc)
-    return None
+    found = store.lease_holder(run_id)
+    return None if found is None else str(found.owner)
 
 
 def _applied(store: Store, run_id: str, seq: int) -> str | None:
@@ -186,45 +181,64 @@ def rollback(
     return _apply_here(store, plan, info, seq=seq, why=f"rolled back by {who}: {reason}", out=out)
 
 
-def _zero(split: Split) -> Split:
-    if split.canary != 0:
-        raise TrafficError(f"the balancer reads back {split.canary:g}%", wanted=0.0)
-    return split
-
-
 def _apply_here(store: Store, plan: Plan, info: RunInfo, *, seq: int, why: str, out: TextIO) -> int:
+    return asyncio.run(_rollback_here(store, plan, info, seq=seq, why=why, out=out))
+
+
+async def _rollback_here(
+    store: Store, plan: Plan, info: RunInfo, *, seq: int, why: str, out: TextIO
+) -> int:
+    """With no live runner: the engine's own rollback sequence (lease, intent marked
+    rollback, retried write, read-back, confirmation) in the run's journal."""
+    from ._clock import SystemClock  # noqa: PLC0415
     from ._plugins import default_plugins  # noqa: PLC0415
-    from ._run import build_traffic, call, plugin_context  # noqa: PLC0415
+    from ._run import RunContext, build_traffic, call, plugin_context  # noqa: PLC0415
+    from ._run.build import run_redactor  # noqa: PLC0415
+    from ._run.lease import LeaseKeeper  # noqa: PLC0415
+    from ._run.observers import Observers  # noqa: PLC0415
+    from ._run.traffic import TrafficControl  # noqa: PLC0415
 
-    acquire = getattr(store, "acquire", None)
-    lease = acquire(info.run_id) if acquire is not None else None
+    plugins = default_plugins()
+    context = plugin_context(plan)
+    redactor = run_redactor(plan, context.env, None)
+    lease = LeaseKeeper(store)
+    ctx = RunContext(
+        plan=plan,
+        store=store,
+        clock=SystemClock(),
+        observers=Observers(plugins, threaded=True),
+        lease=lease,
+        redact=redactor.redact_data,
+    )
+    ctx.open(info.run_id, info.started_at)
+    backend = build_traffic(plan, plugins, attrs.evolve(context, redactor=redactor))
+    lease.take(info.run_id)
     try:
-
-        def journal(kind: EventKind, data: Mapping[str, Any]) -> None:
-            store.append(info.run_id, Event(kind=kind, at=datetime.now(UTC), data=dict(data)))
-
-        backend = build_traffic(plan, default_plugins(), plugin_context(plan))
-        journal(EventKind.TRAFFIC_INTENT, {"canary": 0.0, "why": why, "rollback": True})
         try:
-            split = _zero(asyncio.run(call(backend.set_split, 0.0)))
+            split = await TrafficControl(ctx, backend).rollback(None, why)
         except TrafficError as exc:
-            journal(EventKind.TRAFFIC_FAILED, {"canary": 0.0, "error": str(exc)})
             print(
                 f"run {info.run_id}: rollback NOT confirmed: {exc}. It stays pending: run "
                 "'gatekeeper rollback' again, or the next 'gatekeeper run' finishes it first",
                 file=out,
             )
             return 3
-        journal(EventKind.TRAFFIC_CONFIRMED, {"canary": split.canary, "detail": split.detail})
-        journal(
+        assert split is not None
+        ctx.journal(
             EventKind.OPERATOR_APPLIED,
-            {"request": seq, "kind": "rollback_requested", "what": "rolled back (no live runner)"},
+            data={
+                "request": seq,
+                "kind": "rollback_requested",
+                "what": "rolled back (no live runner)",
+            },
         )
         if info.status != "rolled back":
-            journal(EventKind.RUN_ENDED, {"outcome": "rolled back", "reason": why})
+            ctx.journal(EventKind.RUN_ENDED, data={"outcome": "rolled back", "reason": why})
             store.set_status(info.run_id, "rolled back")
     finally:
-        if lease is not None:
-            lease.release()
+        lease.release()
+        closer = getattr(backend, "aclose", None) or getattr(backend, "close", None)
+        if closer is not None:
+            await call(closer)
     print(f"run {info.run_id}: rolled back, canary at {split.canary:g}%", file=out)
     return 0

@@ -324,6 +324,10 @@ def test_rehearse_start_runs_the_calendar_from_the_cli(tmp_path: Path) -> None:
         check=False,
     )
     assert 0 == done.returncode, done.stdout + done.stderr
+    # Friday 17:30 Berlin: the canary may not advance over the weekend, and the ramp
+    # starts at Monday's 14:00 (2d20h30m after the run began).
+    assert "outside window staffed" in done.stdout
+    assert "▶ phase ramp [+2d20h30m]" in done.stdout
 
 
 WINDOW_PLAN = """

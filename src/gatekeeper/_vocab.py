@@ -7,6 +7,9 @@ it without an import cycle; :mod:`._model` re-exports every name.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
 
 __all__ = [
     "COMPARISONS",
@@ -18,6 +21,7 @@ __all__ = [
     "Reference",
     "RunOutcome",
     "compare",
+    "frozen_mapping",
 ]
 
 
@@ -104,3 +108,8 @@ def compare(observed: float, op: str, bound: float) -> bool:
     if op == "!=":
         return observed != bound
     raise ValueError(f"unknown comparison {op!r}")
+
+
+def frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A read-only copy: frozen attrs classes hold mappings nobody can change."""
+    return MappingProxyType(dict(value))

@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from gatekeeper.store.sqlite import SQLiteStore
+from realservers import wait_until
 from realservers.haproxy import HAProxyLauncher, HAProxyServer, start_upstreams
 
 PLAN = """
@@ -46,19 +47,6 @@ gate = ["error_rate < 1%"]
 """
 
 
-def weight(server: HAProxyServer) -> int:
-    return int(server.command("get weight app/canary").split()[0])
-
-
-def wait(predicate: object, timeout: float, step: float = 0.01) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(step)
-    raise TimeoutError(f"not within {timeout}s")
-
-
 def one_try(server: HAProxyServer, directory: Path) -> float:
     (directory / "gates.toml").write_text(PLAN.format(socket=server.socket_path))
     runner = subprocess.Popen(
@@ -68,7 +56,7 @@ def one_try(server: HAProxyServer, directory: Path) -> float:
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait(lambda: weight(server) > 0, timeout=30)
+        wait_until(lambda: server.weight() > 0, timeout=30, interval=0.01)
         store = SQLiteStore(directory / "gates.journal.sqlite3")
         try:
             run_id = store.runs()[-1].run_id
@@ -81,7 +69,7 @@ def one_try(server: HAProxyServer, directory: Path) -> float:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait(lambda: weight(server) == 0, timeout=30)
+        wait_until(lambda: server.weight() == 0, timeout=30, interval=0.01)
         elapsed = time.monotonic() - started
         rollback.wait(timeout=60)
         runner.wait(timeout=60)

@@ -21,6 +21,7 @@ from gatekeeper import RunOutcome
 from gatekeeper._clock import SimulatedClock
 from gatekeeper.store.sqlite import SQLiteStore
 from gatekeeper.traffic.memory import MemoryBackend
+from realservers import wait_until
 from realservers.haproxy import HAProxyLauncher, HAProxyServer, Upstreams
 
 CALENDAR_PLAN = """
@@ -185,19 +186,6 @@ def haproxy(haproxy_launcher: HAProxyLauncher, upstreams: Upstreams) -> Iterator
     server.stop()
 
 
-def canary_weight(haproxy: HAProxyServer) -> int:
-    return int(haproxy.command("get weight app/canary").split()[0])
-
-
-def wait_for(predicate: object, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout}s")
-
-
 def start_live(
     tmp_path: Path, haproxy: HAProxyServer, *, closes_in: float
 ) -> subprocess.Popen[str]:
@@ -236,12 +224,12 @@ def test_closed_mid_phase_a_failure_still_rolls_back_at_once(
     advance, but it is still judged; a failure injected while closed rolls it back."""
     runner = start_live(tmp_path, haproxy, closes_in=1.0)
     try:
-        wait_for(lambda: canary_weight(haproxy) > 0, timeout=30)
-        wait_for(lambda: "phase_waiting" in kinds(tmp_path), timeout=15)
-        assert canary_weight(haproxy) > 0  # held at the canary's share, not advanced
+        wait_until(lambda: haproxy.weight() > 0, timeout=30)
+        wait_until(lambda: "phase_waiting" in kinds(tmp_path), timeout=15)
+        assert haproxy.weight() > 0  # held at the canary's share, not advanced
         (tmp_path / "error_rate").write_text("0.5")  # the canary starts failing
         injected = time.monotonic()
-        wait_for(lambda: canary_weight(haproxy) == 0, timeout=10)
+        wait_until(lambda: haproxy.weight() == 0, timeout=10)
         assert time.monotonic() - injected < 5
         assert 1 == runner.wait(timeout=30)
     finally:
@@ -254,7 +242,7 @@ def test_closed_mid_phase_a_failure_still_rolls_back_at_once(
 def test_an_operator_freeze_holds_a_live_run(tmp_path: Path, haproxy: HAProxyServer) -> None:
     runner = start_live(tmp_path, haproxy, closes_in=3600)  # the plan's freeze is far away
     try:
-        wait_for(lambda: canary_weight(haproxy) > 0, timeout=30)
+        wait_until(lambda: haproxy.weight() > 0, timeout=30)
         store = SQLiteStore(tmp_path / "gates.journal.sqlite3")
         try:
             run_id = store.runs()[-1].run_id
@@ -283,7 +271,7 @@ def test_an_operator_freeze_holds_a_live_run(tmp_path: Path, haproxy: HAProxySer
         )
         assert 0 == frozen.returncode, frozen.stderr
         time.sleep(4)  # the canary's 2s checkpoint passed: frozen, so no advance
-        assert canary_weight(haproxy) < 256
+        assert haproxy.weight() < 256
         assert "phase_waiting" in kinds(tmp_path)
         rollback = subprocess.run(
             [sys.executable, "-m", "gatekeeper", "rollback", run_id, "--by", "sre"],
@@ -294,7 +282,7 @@ def test_an_operator_freeze_holds_a_live_run(tmp_path: Path, haproxy: HAProxySer
             check=False,
         )
         assert 0 == rollback.returncode  # a freeze never blocks a rollback
-        assert 0 == canary_weight(haproxy)
+        assert 0 == haproxy.weight()
         assert 1 == runner.wait(timeout=30)
     finally:
         if runner.poll() is None:
@@ -389,12 +377,12 @@ def test_a_window_that_closes_mid_phase_stops_advancing_not_rolling_back(
         text=True,
     )
     try:
-        wait_for(lambda: canary_weight(haproxy) > 0, timeout=30)
-        wait_for(lambda: "phase_waiting" in kinds(tmp_path), timeout=last + 20)
-        assert 0 < canary_weight(haproxy) < 256  # closed: the canary keeps its share
+        wait_until(lambda: haproxy.weight() > 0, timeout=30)
+        wait_until(lambda: "phase_waiting" in kinds(tmp_path), timeout=last + 20)
+        assert 0 < haproxy.weight() < 256  # closed: the canary keeps its share
         (tmp_path / "error_rate").write_text("0.5")
         injected = time.monotonic()
-        wait_for(lambda: canary_weight(haproxy) == 0, timeout=10)
+        wait_until(lambda: haproxy.weight() == 0, timeout=10)
         assert time.monotonic() - injected < 5
         assert 1 == runner.wait(timeout=30)
     finally:

@@ -21,6 +21,7 @@ from gatekeeper import RunOutcome, hookimpl
 from gatekeeper._clock import SystemClock
 from gatekeeper._plugins import Plugins
 from gatekeeper.store.sqlite import SQLiteStore
+from realservers import wait_until
 
 PLAN = """
 [plan]
@@ -93,16 +94,6 @@ def share(directory: Path) -> float | None:
         return float(json.loads((directory / "split.json").read_text())["canary"])
     except (FileNotFoundError, json.JSONDecodeError, IsADirectoryError):
         return None
-
-
-def wait_for(predicate: object, timeout: float = 20.0) -> float:
-    """Seconds until ``predicate()`` held (bounded); fails the test on time-out."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if predicate():  # type: ignore[operator]
-            return time.monotonic() - start
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout}s")
 
 
 def journal(directory: Path) -> list[tuple[str, dict[str, object]]]:
@@ -213,12 +204,12 @@ def test_rollback_reaches_a_live_runner_within_seconds(
     write_plan(tmp_path, canary='"10m"')
     runner = start_runner(tmp_path)
     runners.append(runner)
-    wait_for(lambda: share(tmp_path) == 5.0)
+    wait_until(lambda: share(tmp_path) == 5.0, timeout=20)
     run_id = last_run(tmp_path)
     asked = time.monotonic()
     done = gatekeeper_cli(tmp_path, "rollback", run_id, "--by", "bob", "--reason", "pager")
     assert 0 == done.returncode, done.stdout + done.stderr
-    wait_for(lambda: share(tmp_path) == 0.0, timeout=5)
+    wait_until(lambda: share(tmp_path) == 0.0, timeout=5)
     elapsed = time.monotonic() - asked
     assert elapsed < 5
     assert 1 == runner.wait(timeout=20)
@@ -243,7 +234,7 @@ def test_hold_stops_advancing_and_resume_lets_it_go_on(
     write_plan(tmp_path, canary='"2s"')
     runner = start_runner(tmp_path)
     runners.append(runner)
-    wait_for(lambda: share(tmp_path) == 5.0)
+    wait_until(lambda: share(tmp_path) == 5.0, timeout=20)
     run_id = last_run(tmp_path)
     held = gatekeeper_cli(tmp_path, "hold", run_id, "--by", "alice")
     assert 0 == held.returncode, held.stderr
@@ -262,7 +253,7 @@ def test_an_early_approval_counts_and_answers_to_a_finished_run_are_refused(
     write_plan(tmp_path, canary='"3s"', approval='approval = "go/no-go"')
     runner = start_runner(tmp_path, "--no-wait")
     runners.append(runner)
-    wait_for(lambda: share(tmp_path) == 5.0)
+    wait_until(lambda: share(tmp_path) == 5.0, timeout=20)
     run_id = last_run(tmp_path)
     empty = gatekeeper_cli(tmp_path, "approve", run_id, "--phase", "full", "--by", " ")
     assert 2 == empty.returncode
@@ -301,7 +292,7 @@ def test_a_failed_rollback_is_finished_first_and_never_promoted(
     write_plan(tmp_path, ramp='"10m"')
     runner = start_runner(tmp_path)
     runners.append(runner)
-    wait_for(lambda: share(tmp_path) == 25.0)
+    wait_until(lambda: share(tmp_path) == 25.0, timeout=20)
     runner.kill()
     runner.wait(timeout=10)
     run_id = last_run(tmp_path)
@@ -348,7 +339,7 @@ def test_a_split_changed_under_the_run_holds_instead_of_passing(
     write_plan(tmp_path, canary='"3s"')
     runner = start_runner(tmp_path)
     runners.append(runner)
-    wait_for(lambda: share(tmp_path) == 5.0)
+    wait_until(lambda: share(tmp_path) == 5.0, timeout=20)
     (tmp_path / "split.json").write_text(json.dumps({"canary": 0.0}))  # a hand edit
     assert 3 == runner.wait(timeout=30)
     events = journal(tmp_path)
@@ -487,7 +478,7 @@ def test_a_journal_deleted_under_a_live_run_stops_it_loudly(
     write_plan(tmp_path, canary='"10m"')
     runner = start_runner(tmp_path)
     runners.append(runner)
-    wait_for(lambda: share(tmp_path) == 5.0)
+    wait_until(lambda: share(tmp_path) == 5.0, timeout=20)
     for suffix in ("", "-wal", "-shm"):
         (tmp_path / f"gates.journal.sqlite3{suffix}").unlink(missing_ok=True)
     out, errors = runner.communicate(timeout=40)

@@ -17,6 +17,7 @@ import gatekeeper
 from gatekeeper import RunOutcome, hookimpl
 from gatekeeper._plugins import Plugins
 from gatekeeper.store.sqlite import SQLiteStore
+from realservers import wait_until
 from realservers.haproxy import HAProxyLauncher, HAProxyServer, Upstreams
 
 pytestmark = pytest.mark.servers
@@ -63,19 +64,6 @@ def write_plan(
     return path
 
 
-def canary_weight(haproxy: HAProxyServer) -> int:
-    return int(haproxy.command("get weight app/canary").split()[0])
-
-
-def wait_for(predicate: object, timeout: float) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if predicate():  # type: ignore[operator]
-            return time.monotonic() - start
-        time.sleep(0.02)
-    pytest.fail(f"timed out after {timeout}s")
-
-
 def kinds(directory: Path) -> list[str]:
     store = SQLiteStore(directory / "gates.journal.sqlite3")
     try:
@@ -98,7 +86,7 @@ def test_a_raising_hook_never_keeps_the_canarys_weight(
     plugins = Plugins(load_entry_points=False, plugins=[Raising()])
     result = gatekeeper.run(plan, plugins=plugins)
     assert RunOutcome.ROLLED_BACK == result.outcome
-    assert 0 == canary_weight(haproxy)
+    assert 0 == haproxy.weight()
     assert "observer_failed" in kinds(tmp_path)
 
 
@@ -112,7 +100,7 @@ def test_gatekeeper_rollback_reaches_a_live_runner(tmp_path: Path, haproxy: HAPr
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for(lambda: canary_weight(haproxy) > 0, timeout=30)
+        wait_until(lambda: haproxy.weight() > 0, timeout=30)
         store = SQLiteStore(tmp_path / "gates.journal.sqlite3")
         try:
             run_id = store.runs()[-1].run_id
@@ -125,7 +113,7 @@ def test_gatekeeper_rollback_reaches_a_live_runner(tmp_path: Path, haproxy: HAPr
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_for(lambda: canary_weight(haproxy) == 0, timeout=5)
+        wait_until(lambda: haproxy.weight() == 0, timeout=5)
         assert time.monotonic() - asked < 5
         assert 0 == rollback.wait(timeout=30)
         assert 1 == runner.wait(timeout=30)
@@ -149,9 +137,9 @@ def test_a_reload_under_the_run_is_noticed_and_never_advanced(
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for(lambda: canary_weight(haproxy) > 0, timeout=30)
+        wait_until(lambda: haproxy.weight() > 0, timeout=30)
         haproxy.reload()  # runtime weights back to the config: canary 0
-        assert 0 == canary_weight(haproxy)
+        assert 0 == haproxy.weight()
         assert 3 == runner.wait(timeout=30)  # held: a person decides
     finally:
         if runner.poll() is None:
@@ -159,4 +147,4 @@ def test_a_reload_under_the_run_is_noticed_and_never_advanced(
             runner.wait(timeout=10)
     found = kinds(tmp_path)
     assert "traffic_drift" in found
-    assert 0 == canary_weight(haproxy)
+    assert 0 == haproxy.weight()

@@ -168,6 +168,11 @@ class HAProxyServer:
                 chunks.append(chunk)
         return b"".join(chunks).decode()
 
+    def weight(self, server: str | None = None) -> int:
+        """The runtime weight of ``server`` (default: the canary) in the backend."""
+        reply = self.command(f"get weight {self.backend}/{server or self.canary}")
+        return int(reply.split()[0])
+
     def worker_pid(self) -> str:
         for line in self.command("show info").splitlines():
             if line.startswith("Pid:"):

@@ -49,6 +49,7 @@ from ._model import (
     Split,
     TrafficConfig,
     Verdict,
+    Watch,
     gate_outcome,
 )
 from ._planfile import load_plan, plan_from_text
@@ -201,6 +202,7 @@ __all__ = [
     "TrafficConfig",
     "TrafficError",
     "Verdict",
+    "Watch",
     "__version__",
     "acheck",
     "arehearse",

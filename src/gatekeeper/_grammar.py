@@ -2,7 +2,7 @@
 
 ::
 
-    criterion  := metric [ "canary" ] op rhs
+    criterion  := metric [ "canary" ] op rhs [ "for" duration ]
                 | metric "stable" "within" quantity [ "over" duration ]
     rhs        := quantity
                 | ref [ ("*" | "/") number ] [ ("+" | "-") quantity ]
@@ -12,6 +12,7 @@
 
 ``metric canary <= baseline * 1.2`` (with the word ``canary``) is the statistical
 ``compare`` kind; without it, ``metric >= baseline * 1.058`` is ``relative``.
+``for 1m`` (watches only) asks a threshold to fail that long before it counts.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ _TOKEN = re.compile(
 )
 
 MAX_CRITERION = 1000  # characters of one criterion; a real one is under 100
-KEYWORDS = frozenset({"baseline", "prerun", "canary", "stable", "within", "over"})
+KEYWORDS = frozenset({"baseline", "prerun", "canary", "stable", "within", "over", "for"})
 
 
 def _cut(token: str) -> str:
@@ -88,6 +89,7 @@ class Parsed:
     canary: bool = False
     stable_within: Quantity | None = None
     window: timedelta | None = None
+    persist: timedelta | None = None
 
 
 @attrs.frozen
@@ -195,8 +197,11 @@ class _Parser:
         if token is not None and token.kind == "name" and token.text in ("baseline", "prerun"):
             return self.relative(metric.text, op, canary)
         bound = self.quantity()
+        persist = self.persistence(canary)
         self.end()
-        return Parsed(text=self.text, metric=metric.text, op=op, bound=bound, canary=canary)
+        return Parsed(
+            text=self.text, metric=metric.text, op=op, bound=bound, canary=canary, persist=persist
+        )
 
     def relative(self, metric: str, op: str, canary: bool) -> Parsed:
         ref_token = self.take()
@@ -227,6 +232,7 @@ class _Parser:
                 value=-quantity.value if token.text == "-" else quantity.value,
                 unit=quantity.unit,
             )
+        persist = self.persistence(canary)
         self.end()
         return Parsed(
             text=self.text,
@@ -236,6 +242,7 @@ class _Parser:
             factor=factor,
             offset=offset,
             canary=canary,
+            persist=persist,
         )
 
     def stable(self, metric: str) -> Parsed:
@@ -254,19 +261,40 @@ class _Parser:
                 self.text,
                 start.column if start else len(self.text) + 1,  # the tolerance, not the end
             )
-        window: timedelta | None = None
-        if self.keyword("over"):
-            start = self.peek()
-            parts = []
-            while self.peek() is not None:
-                parts.append(self.take().text)
-            try:
-                window = parse_duration("".join(parts))
-            except ValueError as exc:
-                column = start.column if start else len(self.text) + 1
-                raise GrammarError(str(exc), self.text, column) from None
+        window = self.rest_duration() if self.keyword("over") else None
         self.end()
         return Parsed(text=self.text, metric=metric, stable_within=tolerance, window=window)
+
+    def persistence(self, canary: bool) -> timedelta | None:
+        """``for DURATION``: how long a threshold must fail before it counts."""
+        token = self.peek()
+        if not self.keyword("for"):
+            return None
+        assert token is not None
+        if canary:
+            raise GrammarError(
+                "a statistical criterion needs no 'for': its judge is valid at every look",
+                self.text,
+                token.column,
+            )
+        persist = self.rest_duration()
+        if persist <= timedelta(0):
+            raise GrammarError("'for' needs a duration longer than 0s", self.text, token.column)
+        return persist
+
+    def rest_duration(self) -> timedelta:
+        """The rest of the text as a duration ("10m", "1h30m")."""
+        start = self.peek()
+        column = start.column if start else len(self.text) + 1
+        parts = []
+        while self.peek() is not None:
+            parts.append(self.take().text)
+        if not parts:
+            raise GrammarError("expected a duration (e.g. '1m')", self.text, column)
+        try:
+            return parse_duration("".join(parts))
+        except ValueError as exc:
+            raise GrammarError(str(exc), self.text, column) from None
 
     def end(self) -> None:
         token = self.peek()

@@ -71,6 +71,7 @@ __all__ = [
     "Step",
     "TrafficConfig",
     "Verdict",
+    "Watch",
     "compare",
     "gate_outcome",
 ]
@@ -119,6 +120,9 @@ class Criterion:
     tolerance: float | None = None
     fail_only: bool = False
     alpha: float | None = None
+    # A watch's threshold criterion fails only once it has failed continuously this
+    # long ("error_rate < 0.5% for 1m"): one noisy scrape does not roll back.
+    persist: timedelta | None = None
 
     @property
     def label(self) -> str:
@@ -149,6 +153,21 @@ class Gate:
 
     criteria: tuple[Criterion, ...] = ()
     alpha: float = 0.01
+
+
+@attrs.frozen(kw_only=True)
+class Watch:
+    """Criteria judged every few seconds between a phase's checkpoints.
+
+    A watch may stop a phase (its FAIL applies the phase's ``on_fail`` at once) and
+    never advance one. Statistical criteria share their evidence with the phase's
+    gate; threshold criteria may ask for persistence (``for 1m``). ``stale``: how
+    long the watch may see no data before it says so.
+    """
+
+    every: timedelta
+    gate: Gate
+    stale: timedelta
 
 
 @attrs.frozen(kw_only=True)
@@ -215,6 +234,7 @@ class Phase:
     steps: tuple[Step, ...] = ()
     # When the phase may begin once the one before it ended ("14:00", "+1d 16:00").
     start_at: StartAt | None = None
+    watch: Watch | None = None
 
     @property
     def final_traffic(self) -> float:

@@ -65,6 +65,7 @@ PHASE_KEYS = (
     "steps",
     "start_at",
     "window",
+    "watch",
 )
 CRITERION_KEYS = ("criterion", "fail_only", "alpha")
 _MAX_POLICY_LIMIT = 1_000_000  # failure and inconclusive limits
@@ -200,6 +201,9 @@ class PhaseLoader(CalendarLoader):
             alpha=float(alpha),
         )
         description = table.get("description", "")
+        from ._planload_watch import load_watch  # noqa: PLC0415 - it calls back into criteria()
+
+        watch = load_watch(self, table.get("watch"), (*key, "watch"), metrics, gate)
         return Phase(
             name=name,
             traffic=float(traffic),
@@ -210,6 +214,7 @@ class PhaseLoader(CalendarLoader):
             description=self.free_text(description, (*key, "description"), multiline=True),
             steps=steps,
             start_at=self.start_at(table.get("start_at"), (*key, "start_at")),
+            watch=watch,
         )
 
     def phase_policy(
@@ -355,7 +360,12 @@ class PhaseLoader(CalendarLoader):
         )
 
     def criteria(
-        self, value: Any, key: tuple[PathPart, ...], metrics: Mapping[str, Metric]
+        self,
+        value: Any,
+        key: tuple[PathPart, ...],
+        metrics: Mapping[str, Metric],
+        *,
+        watch: bool = False,
     ) -> tuple[Criterion, ...]:
         if not isinstance(value, list) or not value:
             raise self.error(key, "a gate needs a non-empty list of criteria")
@@ -391,6 +401,12 @@ class PhaseLoader(CalendarLoader):
                     item_key, f"{exc.message} (column {exc.column}: {shorten(text)})"
                 ) from None
             criterion = self.criterion(parsed, item_key, metrics, fail_only, alpha)
+            if parsed.persist is not None and not watch:
+                raise self.error(
+                    item_key,
+                    "'for DURATION' belongs to a watch's criteria ([phases.watch] gate): "
+                    "a checkpoint judges once",
+                )
             if criterion.kind is Kind.COMPARE:
                 from ._judge import compare_metric_problem  # noqa: PLC0415 - compare plans only
 
@@ -440,6 +456,7 @@ class PhaseLoader(CalendarLoader):
                 unit=unit,
                 fail_only=fail_only,
                 alpha=alpha,
+                persist=parsed.persist,
             )
         assert parsed.bound is not None  # the grammar guarantees one of the forms
         bound = self.convert(parsed.bound, metric, key)
@@ -472,6 +489,7 @@ class PhaseLoader(CalendarLoader):
             unit=parsed.bound.unit,
             fail_only=fail_only,
             alpha=alpha,
+            persist=parsed.persist,
         )
 
     def convert(self, quantity: Quantity, metric: Metric, key: tuple[PathPart, ...]) -> float:

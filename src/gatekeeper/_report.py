@@ -16,7 +16,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ._approval import ApprovalAnswer
 from ._criteria import show
@@ -36,6 +36,9 @@ from ._registry import RunInfoView
 from ._schedule import Outlook, PlanTiming, Progress, compact_checkpoints, outlook
 from ._units import format_duration, format_number, format_quantity
 from .hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from ._run.watch import WatchReport
 
 __all__ = ["ConsoleReporter", "answer_args", "answer_commands", "format_gate_table", "format_span"]
 
@@ -346,6 +349,12 @@ class ConsoleReporter:
         if self.verbose:
             for criterion in phase.gate.criteria:
                 self._print(f"    gate: {criterion.text}")
+        if phase.watch is not None:
+            watched = len(phase.watch.gate.criteria)
+            self._print(
+                f"    watch: every {format_duration(phase.watch.every)} between checkpoints, "
+                f"{watched} criteria (a failure stops the phase at once; it never advances it)"
+            )
         self.progress.started[phase.name] = now
         if phase.checkpoints:
             first = phase.checkpoints[0]
@@ -393,6 +402,8 @@ class ConsoleReporter:
     ) -> None:
         self._waiting = None
         attempt = f" (re-check {result.attempt - 1})" if result.attempt > 1 else ""
+        if decision.reason.startswith("watch at "):  # the watch stopped it before this checkpoint
+            attempt = " (the watch, before it)"
         self._print(
             f"  [{self._elapsed(run, result.at)}] {phase.name} @ {result.checkpoint}{attempt}: "
             f"{result.outcome.value.upper()}"
@@ -414,6 +425,13 @@ class ConsoleReporter:
             if view is not None:
                 self._print("    " + describe_outlook(view, now))
             self._wait_for(run, f"{phase.name} @ {next_checkpoint}", next_at)
+
+    @hookimpl
+    def gatekeeper_watch_report(self, run: RunInfoView, phase: Phase, report: WatchReport) -> None:
+        if report.kind == "failed":
+            return  # the decision that follows says it, with every verdict
+        mark = {"failing": "!", "no data": "?", "passing": "✓"}.get(report.kind, "·")
+        self._print(f"  [{self._elapsed(run, report.at)}] {mark} watch: {report.line}")
 
     @hookimpl
     def gatekeeper_run_finished(self, run: RunInfoView, result: RunResult) -> None:

@@ -10,6 +10,7 @@ from the plan file when the journal predates schedules.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
@@ -48,18 +49,21 @@ class PhaseSchedule:
     def duration(self) -> timedelta:
         return self.checkpoints[-1][1] if self.checkpoints else timedelta(0)
 
+    @functools.cached_property
+    def _positions(self) -> dict[str, int]:
+        # Built once: a console asks at every checkpoint, and a series may be long.
+        return {n: i for i, (n, _) in enumerate(self.checkpoints)}
+
     def offset(self, checkpoint: str) -> timedelta | None:
-        name = checkpoint.removesuffix(RECHECK)
-        return next((o for n, o in self.checkpoints if n == name), None)
+        index = self._positions.get(checkpoint.removesuffix(RECHECK))
+        return None if index is None else self.checkpoints[index][1]
 
     def after(self, checkpoint: str) -> tuple[str, timedelta] | None:
         """The checkpoint following ``checkpoint`` (``None`` after the last)."""
-        names = [n for n, _ in self.checkpoints]
-        name = checkpoint.removesuffix(RECHECK)
-        if name not in names:
+        index = self._positions.get(checkpoint.removesuffix(RECHECK))
+        if index is None or index + 1 >= len(self.checkpoints):
             return None
-        index = names.index(name) + 1
-        return self.checkpoints[index] if index < len(self.checkpoints) else None
+        return self.checkpoints[index + 1]
 
 
 def schedule_of(phases: Iterable[Phase]) -> tuple[PhaseSchedule, ...]:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ._approval import ApprovalAnswer
     from ._model import Decision, GateResult, Phase, RunResult, Split
     from ._registry import BackendRegistry, RunInfoView, SourceRegistry
+    from ._run.watch import WatchReport
 
 hookspec = pluggy.HookspecMarker("gatekeeper")
 hookimpl = pluggy.HookimplMarker("gatekeeper")
@@ -83,3 +84,10 @@ def gatekeeper_phase_waiting(
 ) -> None:
     """A phase waits before it starts or advances: a start time, a window, a freeze or
     a person's hold. ``until`` is when it is expected to go on (None: unknown)."""
+
+
+@hookspec
+def gatekeeper_watch_report(run: RunInfoView, phase: Phase, report: WatchReport) -> None:
+    """The watch between checkpoints has news: a criterion changed state (failing,
+    passing again, no data), the watch failed, or its periodic summary. Never one
+    call per look."""

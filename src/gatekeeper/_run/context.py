@@ -51,6 +51,11 @@ class PhaseState:
     # Resumed: the phase had already ended in the journal / a person released its hold.
     ended_in_journal: bool = False
     released: bool = False
+    # The phase's watch between checkpoints (``watch.Watcher``), and what its last
+    # journaled snapshot said when the phase was resumed.
+    watcher: Any = None
+    positions: dict[str, int] = attrs.field(factory=dict)  # checkpoint name -> index
+    watch_saved: Mapping[str, Any] | None = None
 
 
 @attrs.define

@@ -70,6 +70,9 @@ class EventKind(StrEnum):
     OBSERVER_FAILED = "observer_failed"
     # one delivery attempt of a notification (delivered or not, and why)
     NOTIFICATION = "notification"
+    # the watch between checkpoints: a criterion changed state; its periodic snapshot
+    WATCH_CHANGED = "watch_changed"
+    WATCH_SNAPSHOT = "watch_snapshot"
 
 
 #: Written by a person's command into a run another process may be driving: these

@@ -28,7 +28,14 @@ from .._model import (
 )
 from .measure import Key
 
-__all__ = ["Looked", "collecting", "judge_gate", "summarize"]
+__all__ = [
+    "Looked",
+    "collecting",
+    "compare_verdict",
+    "judge_gate",
+    "share_over",
+    "summarize",
+]
 
 
 @attrs.frozen(kw_only=True)
@@ -78,7 +85,7 @@ def judge_gate(
             verdicts.append(_stable(criterion, metric, measured, history, at, since_start, canary))
         else:
             baseline = measured.get((metric.name, "baseline", False))
-            verdict, state = _compare(
+            verdict, state = compare_verdict(
                 phase,
                 index,
                 metric,
@@ -118,7 +125,7 @@ def _stable(
     return judge_stable(criterion, metric, values, canary)
 
 
-def _compare(
+def compare_verdict(
     phase: Phase,
     index: int,
     metric: Metric,
@@ -252,6 +259,13 @@ def _alpha(judge: Any, budget: Any, phase: Phase, index: int) -> dict[str, float
         "alpha_spent": budget.spent_through(phase.name),
         "alpha_budget": budget.total,
     }
+
+
+def share_over(state: Any, index: int, since_start: timedelta) -> Any:
+    """The shares in force over a phase's compare criterion ``index`` since its last
+    look (``state`` a ``PhaseState``)."""
+    share = state.traffic if state.traffic is not None else state.phase.traffic
+    return _split(state.shares, state.looks.get(index, 0.0), since_start, share)
 
 
 def _split(

@@ -68,18 +68,42 @@ class Measurer:
         return list(needs.values())
 
     async def all(
-        self, needs: list[Need], at: datetime, since_start: timedelta, phase: str
+        self,
+        needs: list[Need],
+        at: datetime,
+        since_start: timedelta,
+        phase: str,
+        *,
+        spans: bool = True,
     ) -> dict[Key, Measurement]:
-        """Measure every need concurrently."""
+        """Measure every need concurrently (one after the other when every source is
+        instant: a recording answers from memory, and tasks would cost more than it).
+        ``spans``: a span per query (a watch's looks, every few seconds, make none)."""
+        if all(self._instant(need) for need in needs):
+            return {
+                n.key: await self.measure(n, at, n.window or since_start, phase, spans=spans)
+                for n in needs
+            }
         measured = await asyncio.gather(
-            *(self.measure(need, at, need.window or since_start, phase) for need in needs)
+            *(
+                self.measure(need, at, need.window or since_start, phase, spans=spans)
+                for need in needs
+            )
         )
         return {n.key: m for n, m in zip(needs, measured, strict=True)}
 
-    async def measure(self, need: Need, at: datetime, window: timedelta, phase: str) -> Measurement:
+    def _instant(self, need: Need) -> bool:
+        return bool(getattr(self.sources[need.metric.source], "instant", False))
+
+    async def measure(
+        self, need: Need, at: datetime, window: timedelta, phase: str, *, spans: bool = True
+    ) -> Measurement:
         """Ask the metric's source (both halves of a ratio at once)."""
         metric = need.metric
         source = self.sources[metric.source]
+        if getattr(source, "instant", False):
+            # Answers from memory, never blocks: no task, time-out or thread.
+            spans = False
         by_name = bool(getattr(source, "by_metric_name", False))
         window = metric.window or window or DEFAULT_CHECK_WINDOW
         args = {**self.plan.args, **metric.args}
@@ -99,43 +123,59 @@ class Measurer:
             )
 
         if by_name:
-            return await self._ask(source, query(metric.name), need)
+            return await self._ask(source, query(metric.name), need, spans)
         if metric.is_ratio:
             assert metric.numerator is not None and metric.denominator is not None
             top, bottom = await asyncio.gather(
-                self._ask(source, query(metric.numerator), need),
-                self._ask(source, query(metric.denominator), need),
+                self._ask(source, query(metric.numerator), need, spans),
+                self._ask(source, query(metric.denominator), need, spans),
             )
             return ratio(metric, need.variant, at, top, bottom)
         text = metric.query or metric.name
         if need.variant == "baseline" and metric.baseline_query:
             text = metric.baseline_query
-        return await self._ask(source, query(text), need)
+        return await self._ask(source, query(text), need, spans)
 
-    async def _ask(self, source: MetricSource, query: Query, need: Need) -> Measurement:
-        timeout = self.timeout.total_seconds()
-        with self.span(
-            "gatekeeper.query",
-            {"gatekeeper.metric": query.metric, "gatekeeper.variant": query.variant},
-        ):
-            try:
-                if need.window is not None:
-                    assert isinstance(source, RangeSource)  # needs() asked only such
-                    step = max(need.window / 60, timedelta(seconds=1))
-                    ranged = source
-                    coro = call(lambda q: ranged.query_range(q, step=step), query)
-                else:
-                    coro = call(source.query, query)
-                measurement: object = await asyncio.wait_for(coro, timeout)
-            except TimeoutError:
-                return failed(query, f"timed out after {format_duration(self.timeout)}")
+    async def _ask(
+        self, source: MetricSource, query: Query, need: Need, spans: bool = True
+    ) -> Measurement:
+        if getattr(source, "instant", False) and need.window is None:
+            try:  # from memory: no task, time-out, thread or span
+                answer: object = await source.query(query)  # type: ignore[misc]
             except Exception as exc:  # noqa: BLE001 - a broken source is a reason, never a pass
                 return failed(query, f"source error: {type(exc).__name__}: {exc}")
-        if not isinstance(measurement, Measurement):
-            return failed(
-                query, f"the source returned {type(measurement).__name__}, not a Measurement"
-            )
-        return measurement
+        elif spans:
+            attributes = {"gatekeeper.metric": query.metric, "gatekeeper.variant": query.variant}
+            with self.span("gatekeeper.query", attributes):
+                answer = await self._bounded(source, query, need)
+        else:
+            answer = await self._bounded(source, query, need)
+        if isinstance(answer, _Failed):
+            return failed(query, answer.reason)
+        if not isinstance(answer, Measurement):
+            return failed(query, f"the source returned {type(answer).__name__}, not a Measurement")
+        return answer
+
+    async def _bounded(self, source: MetricSource, query: Query, need: Need) -> object:
+        """The source's answer within the time-out, or why there is none."""
+        try:
+            if need.window is not None:
+                assert isinstance(source, RangeSource)  # needs() asked only such
+                step = max(need.window / 60, timedelta(seconds=1))
+                ranged = source
+                coro = call(lambda q: ranged.query_range(q, step=step), query)
+            else:
+                coro = call(source.query, query)
+            return await asyncio.wait_for(coro, self.timeout.total_seconds())
+        except TimeoutError:
+            return _Failed(f"timed out after {format_duration(self.timeout)}")
+        except Exception as exc:  # noqa: BLE001 - a broken source is a reason, never a pass
+            return _Failed(f"source error: {type(exc).__name__}: {exc}")
+
+
+@attrs.frozen
+class _Failed:
+    reason: str
 
 
 def failed(query: Query, reason: str) -> Measurement:

@@ -65,6 +65,8 @@ class PhaseProgress:
     judges: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     checkpoints: dict[str, CheckpointProgress] = attrs.field(factory=dict)
     ended: Decision | None = None
+    # The watch's last snapshot: its looks, persistence runs and compare looks.
+    watch: dict[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.define
@@ -97,7 +99,8 @@ class Journal:
 
 
 def _criterion(phase: Phase, text: str) -> Criterion | None:
-    return next((c for c in phase.gate.criteria if c.text == text), None)
+    watched = phase.watch.gate.criteria if phase.watch is not None else ()
+    return next((c for c in (*phase.gate.criteria, *watched) if c.text == text), None)
 
 
 def _fold_traffic(journal: Journal, event: Event) -> None:
@@ -176,6 +179,11 @@ def replay(  # noqa: PLR0915 - one branch per event kind reads best as one fold
             attempt = int(data.get("attempt", 0))
             slot = pending.setdefault((event.phase, event.checkpoint, attempt), {"m": [], "v": []})
             slot["m" if kind == EventKind.MEASUREMENT else "v"].append((event.at, data))
+        elif kind == EventKind.WATCH_SNAPSHOT and event.phase in journal.progress:
+            # Looks that passed decide nothing: their evidence counts as it stands.
+            watched = journal.progress[event.phase]
+            watched.judges.update({str(k): dict(v) for k, v in data["judges"].items()})
+            watched.watch = dict(data)
         elif kind == EventKind.JUDGE_STATE and event.phase in journal.progress:
             # Only a look whose decision made it to the journal counts: an orphaned
             # look is judged again on resume and must not be fed to the test twice.
@@ -216,8 +224,8 @@ def replay(  # noqa: PLR0915 - one branch per event kind reads best as one fold
     # Verdicts without a decision: the process died in between.
     for (phase, checkpoint, attempt), slot in pending.items():
         progress = journal.progress.get(phase)
-        if progress is None or not slot["v"]:
-            continue
+        if progress is None or not slot["v"] or slot["v"][-1][1].get("watch"):
+            continue  # (a watch's failing look without its decision is looked at again)
         at = slot["v"][-1][0]
         cp = progress.checkpoints.setdefault(checkpoint, CheckpointProgress())
         result = _gate_result(plan, phase, checkpoint, attempt, at, slot)

@@ -23,6 +23,7 @@ from .._model import (
     GateResult,
     Kind,
     Measurement,
+    OnFail,
     Outcome,
     Phase,
     Verdict,
@@ -33,6 +34,7 @@ from .events import EventKind, decision_data, measurement_data, verdict_data
 from .judging import Looked, judge_gate, summarize
 from .replay import CheckpointProgress
 from .waits import until_allowed
+from .watch import WatchFailure, watch_until
 
 if TYPE_CHECKING:
     from .rollout import Rollout
@@ -63,6 +65,9 @@ def resumed_phase(rollout: Rollout, phase: Phase) -> PhaseState | None:
         state.ended_in_journal = True
         return state
     _restore_judges(state, progress.judges)
+    if progress.watch:
+        state.watch_saved = progress.watch
+        _restore_looks(state, progress.watch.get("looked") or {})
     for cp in phase.checkpoints:
         done = progress.checkpoints.get(cp.name)
         if done is not None:
@@ -86,6 +91,12 @@ def _restore_judges(state: PhaseState, saved: dict[str, dict[str, object]]) -> N
     for index, criterion in enumerate(state.phase.gate.criteria):
         if criterion.text in saved:
             state.judges[index] = judge.state_from_dict(saved[criterion.text])
+
+
+def _restore_looks(state: PhaseState, looked: dict[str, float]) -> None:
+    for index, criterion in enumerate(state.phase.gate.criteria):
+        if criterion.text in looked:
+            state.looks[index] = float(looked[criterion.text])
 
 
 def unapproved(
@@ -173,7 +184,11 @@ async def judge_checkpoint(  # noqa: PLR0915 - wait, judge, decide, journal, app
             data={"traffic": checkpoint.traffic},
         )
     while True:
-        await rollout.wait_until(due)
+        failure = await watch_until(rollout, state, due)
+        if failure is not None:
+            attempt += 1
+            results.append(await _watch_failed(rollout, state, checkpoint, failure, attempt))
+            return results
         now = rollout.clock.now()
         attempt += 1
         with ctx.span(
@@ -283,15 +298,18 @@ def _journal_look(
     measurements: Iterable[Measurement],
     looked: Looked,
     attempt: int,
+    *,
+    watch: bool = False,
 ) -> None:
     ctx = rollout.ctx
+    mark = {"attempt": attempt, "watch": True} if watch else {"attempt": attempt}
     phase = state.phase
     for m in measurements:
         ctx.journal(
             EventKind.MEASUREMENT,
             phase=phase.name,
             checkpoint=checkpoint.name,
-            data={**measurement_data(m), "attempt": attempt},
+            data={**measurement_data(m), **mark},
         )
     for index, judge_state in looked.judges.items():
         ctx.journal(
@@ -304,7 +322,7 @@ def _journal_look(
             EventKind.VERDICT,
             phase=phase.name,
             checkpoint=checkpoint.name,
-            data={**verdict_data(v), "attempt": attempt},
+            data={**verdict_data(v), **mark},
         )
 
 
@@ -322,8 +340,9 @@ def _next(
         return checkpoint.name + " (re-check)", decision.recheck_at
     if decision.action is not Action.CONTINUE:
         return None, None
-    index = state.phase.checkpoints.index(checkpoint)
-    following = state.phase.checkpoints[index + 1]
+    if not state.positions:  # (built once: finding the next checkpoint is O(1))
+        state.positions = {c.name: i for i, c in enumerate(state.phase.checkpoints)}
+    following = state.phase.checkpoints[state.positions[checkpoint.name] + 1]
     return following.name, max(state.started_at + following.offset, rollout.clock.now())
 
 
@@ -375,6 +394,47 @@ async def fail_checks(
     await ctx.observers.emit(
         "checkpoint_judged",
         run=ctx.info,
+        phase=phase,
+        result=result,
+        decision=decision,
+        next_at=None,
+        next_checkpoint=None,
+    )
+    return item
+
+
+async def _watch_failed(
+    rollout: Rollout,
+    state: PhaseState,
+    checkpoint: Checkpoint,
+    failure: WatchFailure,
+    attempt: int,
+) -> CheckpointResult:
+    """The watch failed before ``checkpoint``: the phase's ``on_fail`` applies at once
+    (no failure limit: persistence is the watch's guard against noise). Journaled as
+    that checkpoint's decision, so a resumed run never judges the phase again."""
+    phase = state.phase
+    result = attrs.evolve(failure.result, checkpoint=checkpoint.name, attempt=attempt)
+    measurements = {(m.metric, m.variant): m for v in result.verdicts for m in v.measurements}
+    looked = Looked(result=result, judges={})
+    _journal_look(rollout, state, checkpoint, measurements.values(), looked, attempt, watch=True)
+    why = f"{failure.reason}, before its {checkpoint.name} checkpoint: " + "; ".join(failure.failed)
+    if phase.policy.on_fail is OnFail.ROLLBACK:
+        decision = Decision(action=Action.ROLLBACK, reason=why)
+    else:
+        decision = Decision(
+            action=Action.HOLD,
+            reason=f"{why}: held for a person (on_fail = hold); "
+            f"'gatekeeper resume {rollout.run_id} --by NAME' or 'gatekeeper rollback "
+            f"{rollout.run_id}'",
+        )
+    item = _decided(rollout, state, checkpoint, result, decision)
+    state.decision = decision
+    if decision.action is Action.ROLLBACK:
+        await rollout.rollback(phase, decision.reason)  # the effect, before any observer
+    await rollout.ctx.observers.emit(
+        "checkpoint_judged",
+        run=rollout.ctx.info,
         phase=phase,
         result=result,
         decision=decision,

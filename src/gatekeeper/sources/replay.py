@@ -32,6 +32,7 @@ class ReplaySource:
     """Replays a :class:`Recording` against the run's clock."""
 
     by_metric_name = True  # the engine asks for metrics by name, not by query
+    instant = True  # answers from memory and never blocks: the engine calls it inline
 
     def __init__(self, name: str, recording: Recording, origin: datetime) -> None:
         self.name = name
@@ -44,12 +45,13 @@ class ReplaySource:
         numerator, _ = self.recording.value(query.metric + ".numerator", offset, query.variant)
         denominator, _ = self.recording.value(query.metric + ".denominator", offset, query.variant)
         moments: tuple[float, float, float] | None = None
-        parts = [
-            self.recording.value(f"{query.metric}.{part}", offset, query.variant)[0]
-            for part in ("n", "sum", "sumsq")
-        ]
-        if all(part is not None for part in parts):
-            moments = (float(parts[0] or 0), float(parts[1] or 0), float(parts[2] or 0))
+        if self.recording.has(query.metric + ".n", query.variant):
+            parts = [
+                self.recording.value(f"{query.metric}.{part}", offset, query.variant)[0]
+                for part in ("n", "sum", "sumsq")
+            ]
+            if all(part is not None for part in parts):
+                moments = (float(parts[0] or 0), float(parts[1] or 0), float(parts[2] or 0))
         return Measurement(
             metric=query.metric,
             variant=query.variant,

@@ -108,9 +108,12 @@ class Watcher:
 
     def next_look(self, now: datetime) -> datetime:
         """The next look after ``now``, on the phase's grid of ``every``."""
-        every = self.watch.every
-        elapsed = now - self.state.started_at
-        return self.state.started_at + every * (elapsed // every + 1)
+        return self._after(now, self.watch.every)
+
+    def _after(self, now: datetime, every: timedelta) -> datetime:
+        """The first multiple of ``every`` from the phase's start after ``now``."""
+        start = self.state.started_at
+        return start + every * ((now - start) // every + 1)
 
     async def look(self, at: datetime) -> WatchFailure | None:
         """One look; the failing result when the watch fails (persistence included)."""
@@ -119,8 +122,8 @@ class Watcher:
         self.looks += 1
         if self.since is None:
             self.since = at
-            self.next_snapshot = at + SNAPSHOT
-            self.next_summary = at + SUMMARY
+            self.next_snapshot = self._after(at, SNAPSHOT)
+            self.next_summary = self._after(at, SUMMARY)
         since_start = at - state.started_at
         measured = await rollout.measurer.all(self.needs, at, since_start, phase.name, spans=False)
         verdicts: list[Verdict] = []
@@ -229,10 +232,10 @@ class Watcher:
     async def _periodic(self, at: datetime) -> None:
         assert self.next_snapshot is not None and self.next_summary is not None
         if at >= self.next_snapshot:
-            self.next_snapshot = at + SNAPSHOT
+            self.next_snapshot = self._after(at, SNAPSHOT)
             self.snapshot()
         if at >= self.next_summary:
-            self.next_summary = at + SUMMARY
+            self.next_summary = self._after(at, SUMMARY)
             await self._report("summary", at, self.summary(at), None)
 
     def snapshot(self) -> None:

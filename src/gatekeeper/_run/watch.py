@@ -20,11 +20,22 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._criteria import judge_relative, judge_threshold
-from .._model import Criterion, GateResult, Kind, Outcome, Reference, Verdict, Watch
+from .._model import (
+    Criterion,
+    GateResult,
+    Kind,
+    Measurement,
+    Outcome,
+    Reference,
+    Verdict,
+    Watch,
+    compare,
+)
 from .._units import format_duration
 from .context import PhaseState
 from .events import EventKind
 from .judging import compare_verdict, share_over
+from .measure import Key
 
 if TYPE_CHECKING:
     from .rollout import Rollout
@@ -126,52 +137,88 @@ class Watcher:
             self.next_summary = self._after(at, SUMMARY)
         since_start = at - state.started_at
         measured = await rollout.measurer.all(self.needs, at, since_start, phase.name, spans=False)
-        verdicts: list[Verdict] = []
+        verdicts: list[Verdict | None] = []
         failed: list[str] = []
         for index, criterion in enumerate(self.watch.gate.criteria):
-            metric = rollout.plan.metrics[criterion.metric]
-            canary = measured[(metric.name, "canary", False)]
-            if criterion.kind is Kind.COMPARE:
-                gate_index = self.shared[index]
-                verdict, judge = compare_verdict(
-                    phase,
-                    gate_index,
-                    metric,
-                    canary,
-                    measured.get((metric.name, "baseline", False)),
-                    prior=state.judges.get(gate_index),
-                    elapsed_s=since_start.total_seconds(),
-                    last=False,
-                    share=share_over(state, gate_index, since_start),
-                    budget=rollout.budget,
-                )
-                if judge is not None:
-                    state.judges[gate_index] = judge
-                    state.looks[gate_index] = since_start.total_seconds()
-                e_value = verdict.evidence.get("e_value")
-                if isinstance(e_value, int | float):
-                    self.evidence[index] = float(e_value)
-            elif criterion.kind is Kind.RELATIVE:
-                reference = (
-                    measured.get((metric.name, "baseline", False))
-                    if criterion.reference is Reference.BASELINE
-                    else rollout.prerun.get(metric.name)
-                )
-                verdict = judge_relative(criterion, metric, canary, reference)
-            else:
-                verdict = judge_threshold(criterion, metric, canary)
+            verdict = self._judge(index, criterion, measured, since_start)
+            if verdict is None and (index in self.failing or index in self.status):
+                # Passed, with news to tell: judged again, in words (thresholds only).
+                verdict = self._judge(index, criterion, measured, since_start, fast=False)
             verdicts.append(verdict)
-            if await self._note(index, criterion, verdict, at):
+            if verdict is None:  # a threshold that passed, checked without words
+                self.seen[index] = at
+            elif await self._note(index, criterion, verdict, at):
                 failed.append(self._failed(index, criterion, verdict, at))
         if failed:
+            whole = tuple(
+                v if v is not None else self._judge(i, c, measured, since_start, fast=False)
+                for i, (c, v) in enumerate(zip(self.watch.gate.criteria, verdicts, strict=True))
+            )
             result = GateResult(
-                phase=phase.name, checkpoint="watch", at=at, verdicts=tuple(verdicts), attempt=0
+                phase=phase.name,
+                checkpoint="watch",
+                at=at,
+                verdicts=tuple(v for v in whole if v is not None),
+                attempt=0,
             )
             reason = f"watch at {format_duration(since_start)} into {phase.name}"
             await self._report("failed", at, f"{reason}: " + "; ".join(failed), None)
             return WatchFailure(result=result, reason=reason, failed=tuple(failed))
         await self._periodic(at)
         return None
+
+    def _judge(
+        self,
+        index: int,
+        criterion: Criterion,
+        measured: Mapping[Key, Measurement],
+        since_start: timedelta,
+        *,
+        fast: bool = True,
+    ) -> Verdict | None:
+        """One criterion at one look; None for a threshold that passed (``fast``: most
+        looks pass, and the words of a verdict cost more than the comparison)."""
+        rollout, state = self.rollout, self.state
+        metric = rollout.plan.metrics[criterion.metric]
+        canary = measured[(metric.name, "canary", False)]
+        if criterion.kind in (Kind.THRESHOLD, Kind.COUNT):
+            value = canary.value
+            assert criterion.op is not None and criterion.bound is not None
+            if (
+                fast
+                and canary.problem is None
+                and value is not None
+                and compare(value, criterion.op, criterion.bound)
+            ):
+                return None
+            return judge_threshold(criterion, metric, canary)
+        if criterion.kind is Kind.RELATIVE:
+            reference = (
+                measured.get((metric.name, "baseline", False))
+                if criterion.reference is Reference.BASELINE
+                else rollout.prerun.get(metric.name)
+            )
+            return judge_relative(criterion, metric, canary, reference)
+        gate_index = self.shared[index]
+        verdict, judge = compare_verdict(
+            state.phase,
+            gate_index,
+            metric,
+            canary,
+            measured.get((metric.name, "baseline", False)),
+            prior=state.judges.get(gate_index),
+            elapsed_s=since_start.total_seconds(),
+            last=False,
+            share=share_over(state, gate_index, since_start),
+            budget=rollout.budget,
+        )
+        if judge is not None:
+            state.judges[gate_index] = judge
+            state.looks[gate_index] = since_start.total_seconds()
+        e_value = verdict.evidence.get("e_value")
+        if isinstance(e_value, int | float):
+            self.evidence[index] = float(e_value)
+        return verdict
 
     def _failed(self, index: int, criterion: Criterion, verdict: Verdict, at: datetime) -> str:
         why = verdict.reason.split(", e=")[0] if criterion.kind is Kind.COMPARE else verdict.reason
@@ -201,8 +248,9 @@ class Watcher:
             return False
         if outcome is Outcome.PASS:
             self.failing.pop(index, None)
-            if self.status.get(index, "passing") != "passing":
+            if index in self.status:
                 await self._changed(index, "passing", at, f"{criterion.text}: passing again")
+                del self.status[index]  # (passing is the quiet state: no news to tell)
             return False
         # INCONCLUSIVE: neither breaks a persistence run nor confirms it.
         last = self.seen.get(index, self.since or at)

@@ -38,6 +38,9 @@ class ReplaySource:
         self.name = name
         self.recording = recording
         self.origin = origin
+        # The offset's text, kept for the other queries of the same look (a watch asks
+        # several metrics every few seconds; formatting was a third of a look's cost).
+        self._shown: tuple[timedelta, str] = (timedelta(-1), "")
 
     async def query(self, query: Query) -> Measurement:
         offset = query.at - self.origin
@@ -59,11 +62,16 @@ class ReplaySource:
             value=value,
             reason=reason,
             moments=moments,
-            query=f"{query.metric}@{_offset(offset)}",
+            query=f"{query.metric}@{self._show(offset)}",
             source=self.name,
             numerator=numerator,
             denominator=denominator,
         )
+
+    def _show(self, offset: timedelta) -> str:
+        if self._shown[0] != offset:
+            self._shown = (offset, _offset(offset))
+        return self._shown[1]
 
     async def query_range(self, query: Query, *, step: timedelta) -> Measurement:
         """Samples every ``step`` over the window, as a Prometheus range query would."""

@@ -30,7 +30,8 @@ def gatekeeper(*args: str, cwd: Path | None = None) -> subprocess.CompletedProce
         (
             "bad-canary.csv",
             1,
-            "result: ROLLED BACK · canary at 0% · ramp: rolled back: gate failed: error_rate: 0.9%",
+            "result: ROLLED BACK · canary at 0% · ramp: rolled back: watch at 3m into ramp, "
+            "before its 15m checkpoint: error_rate: 0.9% is not < 0.5% for 1m",
         ),
         (
             "no-data.csv",
@@ -47,18 +48,20 @@ def test_rehearsing_the_reference_plan(recording: str, code: int, last_line: str
     assert "" == done.stderr
 
 
-def test_bad_canary_fails_at_the_ramps_30m_checkpoint_whole_or_phase_only() -> None:
-    """A phase rehearsal lines the recording up as a whole-plan rehearsal does."""
+def test_bad_canary_is_stopped_by_the_ramps_watch_whole_or_phase_only() -> None:
+    """A phase rehearsal lines the recording up as a whole-plan rehearsal does: the error
+    rate jumps 2 minutes into the ramp, the watch sees it fail for its minute and rolls
+    back at 3m, twelve minutes before the first checkpoint."""
     whole = gatekeeper("rehearse", str(PLAN), "--metrics", str(EXAMPLE / "bad-canary.csv"))
     phase = gatekeeper(
         "rehearse", str(PLAN), "--metrics", str(EXAMPLE / "bad-canary.csv"), "--phase", "ramp"
     )
     for done in (whole, phase):
         assert 1 == done.returncode
-        assert "ramp @ 30m: FAIL" in done.stdout
-        # The compare criterion is still collecting evidence at 15m: continue.
-        assert "ramp @ 15m: INCONCLUSIVE" in done.stdout
-        assert "→ CONTINUE: collecting evidence" in done.stdout
+        assert "! watch: error_rate < 0.5% for 1m: failing (0.9% is not < 0.5%)" in done.stdout
+        assert "ramp @ 15m (the watch, before it): FAIL" in done.stdout
+        assert "→ ROLLBACK: watch at 3m into ramp, before its 15m checkpoint" in done.stdout
+        assert "traffic: canary 10% → 0% confirmed" in done.stdout
 
 
 def test_output_shows_phase_traffic_each_metric_and_the_next_checkpoint() -> None:

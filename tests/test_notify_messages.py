@@ -39,7 +39,7 @@ def rehearsed(recording: str) -> list[CheckpointResult]:
 
 @pytest.fixture(scope="module")
 def rollback() -> NotificationEvent:
-    """The bad canary's rollback at the ramp's 30m checkpoint, as the engine would send it."""
+    """The bad canary's rollback by the ramp's watch (before 15m), as the engine sends it."""
     last = rehearsed("bad-canary.csv")[-1]
     assert Action.ROLLBACK is last.decision.action
     event = event_for_decision(
@@ -57,10 +57,10 @@ def rollback() -> NotificationEvent:
 def test_rollback_says_what_why_and_next(rollback: NotificationEvent) -> None:
     """What happened, each failing criterion with value and bound, and what happens now."""
     assert "rollback" == rollback.kind
-    assert "ramp rolled back at the 30m checkpoint" == rollback.what
+    assert "ramp rolled back by its watch, before the 15m checkpoint" == rollback.what
     assert [
-        ("error_rate < 0.5%", "fail", 0.009, 0.005),
-        ("error_rate canary <= baseline * 1.2", "fail", pytest.approx(4.4167, abs=1e-4), 1.2),
+        ("error_rate < 0.5% for 1m", "fail", 0.009, 0.005),
+        ("error_rate canary <= baseline * 1.2", "fail", pytest.approx(4.4131, abs=1e-4), 1.2),
     ] == [(f.criterion, f.outcome, f.observed, f.bound) for f in rollback.why]
     assert "0.9% is not < 0.5%" == rollback.why[0].reason
     assert "the balancer confirmed the canary at 0%" in rollback.next
@@ -88,14 +88,14 @@ def test_webhook_payload_is_versioned_json(rollback: NotificationEvent) -> None:
         "outcome",
         "rehearsal",
     } == set(payload)
-    assert ("rollback", "ramp", "30m", 0.0) == (
+    assert ("rollback", "ramp", "15m", 0.0) == (
         payload["kind"],
         payload["phase"],
         payload["checkpoint"],
         payload["traffic"],
     )
     assert {
-        "criterion": "error_rate < 0.5%",
+        "criterion": "error_rate < 0.5% for 1m",
         "outcome": "fail",
         "observed": 0.009,
         "bound": 0.005,
@@ -130,11 +130,11 @@ def test_slack_payload_has_text_and_blocks(rollback: NotificationEvent) -> None:
     """Slack gets a fallback text and blocks: title, facts, why, next."""
     payload = slack_payload(rollback)
     assert (
-        "[gatekeeper] progressive-rollout: ramp rolled back at the 30m checkpoint"
+        "[gatekeeper] progressive-rollout: ramp rolled back by its watch, before the 15m checkpoint"
         == payload["text"]
     )
     texts = json.dumps(payload["blocks"])
-    assert "*FAIL* `error_rate &lt; 0.5%`: 0.9% is not &lt; 0.5%" in texts
+    assert "*FAIL* `error_rate &lt; 0.5% for 1m`: 0.9% is not &lt; 0.5%" in texts
     assert "canary at 0%" in texts
     assert "*Next*" in texts
 
@@ -144,8 +144,8 @@ def test_email_is_plain_text_with_subject(rollback: NotificationEvent) -> None:
     message = email_message(rollback, sender="gate@example.com", to=["ops@example.com"])
     assert rollback.title == message["Subject"]
     body = message.get_content()
-    assert "ramp rolled back at the 30m checkpoint" in body
-    assert "  FAIL error_rate < 0.5%: 0.9% is not < 0.5%" in body
+    assert "ramp rolled back by its watch, before the 15m checkpoint" in body
+    assert "  FAIL error_rate < 0.5% for 1m: 0.9% is not < 0.5%" in body
     assert "Next: the balancer confirmed the canary at 0%" in body
     assert "rollback" == message["X-Gatekeeper-Event"]
 

@@ -106,14 +106,14 @@ def test_rollback_reaches_the_webhook_after_its_effect(http_receiver: HttpReceiv
         k for k in kinds if k in ("decision", "traffic_intent", "traffic_confirmed")
     ][-3:]
     body = http_receiver.received[-1].json()
-    assert ("rollback", "ramp", "30m", 0.0, True) == (
+    assert ("rollback", "ramp", "15m", 0.0, True) == (
         body["kind"],
         body["phase"],
         body["checkpoint"],
         body["traffic"],
         body["rehearsal"],
     )
-    assert ["error_rate < 0.5%", "error_rate canary <= baseline * 1.2"] == [
+    assert ["error_rate < 0.5% for 1m", "error_rate canary <= baseline * 1.2"] == [
         w["criterion"] for w in body["why"]
     ]
     print(

@@ -71,21 +71,22 @@ def test_collect_only_touches_no_source(project: pytest.Pytester) -> None:
     assert not (project.path / "queried").exists()
 
 
-def test_bad_canary_fails_the_30m_item_with_a_table(project: pytest.Pytester) -> None:
-    """The failing checkpoint shows criterion, observed, bound, verdict and reason;
-    later checkpoints are skipped; the summary ends with the rollback."""
+def test_bad_canary_fails_the_15m_item_through_the_watch(project: pytest.Pytester) -> None:
+    """The watch stops the ramp 3 minutes in: the 15m item fails with the watch's look
+    (criterion, observed, bound, verdict and reason); later checkpoints are skipped; the
+    summary ends with the rollback."""
     result = project.runpytest("--gate=ramp", "--gate-rehearse=bad-canary.csv")
     assert 1 == result.ret
-    result.assert_outcomes(passed=1, failed=1, skipped=4)
+    result.assert_outcomes(failed=1, skipped=5)
     result.stdout.fnmatch_lines(
         [
-            "ramp @ 30m: FAIL at 2026-01-01T14:30:00+00:00",
+            "ramp @ 15m: FAIL at 2026-01-01T14:03:00+00:00",
             "criterion*observed*bound*verdict*reason",
-            "error_rate < 0.5%*0.9%*0.5%*FAIL*0.9% is not < 0.5%",
-            "error_rate canary <= baseline * 1.2*×4.42*FAIL*canary error_rate 0.353% vs*",
-            "→ ROLLBACK: gate failed: error_rate: 0.9% is not < 0.5%; *",
+            "error_rate < 0.5% for 1m*0.9%*0.5%*FAIL*0.9% is not < 0.5%",
+            "error_rate canary <= baseline * 1.2*×4.41*FAIL*canary error_rate 0.353% vs*",
+            "→ ROLLBACK: watch at 3m into ramp, before its 15m checkpoint: error_rate: *",
             "*gatekeeper*",
-            "ramp: ROLLBACK: gate failed: error_rate: 0.9% is not < 0.5%; *",
+            "ramp: ROLLBACK: watch at 3m into ramp, before its 15m checkpoint: *",
             "result: ROLLED BACK; canary at 0%",
         ]
     )
@@ -204,10 +205,10 @@ def test_junit_xml_carries_observed_values(project: pytest.Pytester) -> None:
     )
     assert 1 == result.ret
     tree = ET.parse(project.path / "out.xml")
-    case = next(c for c in tree.iter("testcase") if c.get("name") == "30m")
+    case = next(c for c in tree.iter("testcase") if c.get("name") == "15m")
     props = {p.get("name"): p.get("value") for p in case.iter("property")}
-    assert "0.009 (fail)" == props["error_rate < 0.5%"]
-    assert "0.042 (pass)" == props["latency_p99 < 200ms"]
+    assert "0.009 (fail)" == props["error_rate < 0.5% for 1m"]
+    assert "0.042 (pass)" == props["latency_p99 < 200ms for 1m"]
     assert "rollback" == props["decision"]
 
 
@@ -333,6 +334,6 @@ def test_the_run_summary_is_appended_for_github_actions(
     summary = project.path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     result = project.runpytest("--gate=ramp", "--gate-rehearse=bad-canary.csv")
-    result.assert_outcomes(passed=1, failed=1, skipped=4)
+    result.assert_outcomes(failed=1, skipped=5)
     text = summary.read_text()
     assert "## gatekeeper: progressive-rollout — rolled back" in text

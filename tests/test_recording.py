@@ -169,12 +169,12 @@ def test_shipped_recordings_load(name: str) -> None:
 
 
 def test_shipped_recordings_say_what_they_claim() -> None:
-    """bad-canary's error rate is 0.9 % at the ramp's 30m (14h30m on the plan's calendar:
-    the ramp starts at 14:00); no-data's p99 is silent."""
+    """bad-canary's error rate jumps to 0.9 % two minutes into the ramp (14h2m on the
+    plan's calendar: the ramp starts at 14:00); no-data's p99 is silent."""
     bad = Recording.load(EXAMPLES / "bad-canary.csv")
     silent = Recording.load(EXAMPLES / "no-data.csv")
-    assert (0.0008, None) == bad.value("error_rate", timedelta(hours=14, minutes=15))
-    assert (0.009, None) == bad.value("error_rate", timedelta(hours=14, minutes=30))
+    assert (0.0008, None) == bad.value("error_rate", timedelta(hours=14, minutes=1))
+    assert (0.009, None) == bad.value("error_rate", timedelta(hours=14, minutes=2))
     assert (None, "no data (empty in the recording)") == silent.value(
         "latency_p99", timedelta(hours=14, minutes=30)
     )

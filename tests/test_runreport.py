@@ -52,13 +52,12 @@ def test_story_of_a_rolled_back_run(bad: tuple[RunInfo, list[Event]]) -> None:
         (p.name, p.action, p.traffic) for p in s.phases
     ]
     assert [0.0, 1.0, 10.0, 0.0] == [share for _, share, _ in s.traffic]
-    assert s.traffic[-1][2].startswith("rollback: gate failed")
+    assert s.traffic[-1][2].startswith("rollback: watch at 3m into ramp, before its 15m")
     assert [
         ("canary", "15m"),
         ("canary", "30m"),
         ("canary", "1h"),
-        ("ramp", "15m"),
-        ("ramp", "30m"),
+        ("ramp", "15m"),  # the watch's failing look, kept under the checkpoint it preceded
     ] == [(cp.phase, cp.name) for cp in s.checkpoints]
     last = s.checkpoints[-1]
     assert ("rollback", ["fail", "pass", "pass", "pass", "fail"]) == (
@@ -68,21 +67,21 @@ def test_story_of_a_rolled_back_run(bad: tuple[RunInfo, list[Event]]) -> None:
     assert [("ramp", "given", "rehearsal", "go/no-go")] == [
         (a.phase, a.state, a.by, a.prompt) for a in s.approvals
     ]
-    assert timedelta(hours=14, minutes=30) == s.duration  # the ramp starts at 14:00
+    assert timedelta(hours=14, minutes=3) == s.duration  # the ramp starts at 14:00
 
 
 def test_markdown_tells_the_rollback(bad: tuple[RunInfo, list[Event]]) -> None:
     """Outcome, phases, approvals, every verdict with its reason, the evidence."""
     text = render_markdown(*bad)
     assert text.startswith("## gatekeeper: progressive-rollout — rolled back\n")
-    assert "| ramp | 2026-01-01 14:00:00 UTC | 30m | 10% | ⏪ rollback — gate failed" in text
+    assert "| ramp | 2026-01-01 14:00:00 UTC | 3m | 10% | ⏪ rollback — watch at 3m into" in text
     assert "Not started: rollout, baseline-confirmation." in text
     assert "| ramp | 2026-01-01 13:00:00 UTC | given | rehearsal |" in text
-    assert "- ❌ FAIL `error_rate < 0.5%`: 0.9% is not < 0.5%" in text
-    assert "**ramp @ 30m** — 2026-01-01 14:30:00 UTC — ⏪ ROLLBACK: gate failed" in text
-    assert re.search(r"\| ramp @ 30m \| `error_rate canary <= baseline \* 1.2` \| 4\.4\d* \|", text)
-    assert "360,000 / 3,240,000" in text
-    assert (10, 2, 1) == (
+    assert "- ❌ FAIL `error_rate < 0.5% for 1m`: 0.9% is not < 0.5%" in text
+    assert "**ramp @ 15m** — 2026-01-01 14:03:00 UTC — ⏪ ROLLBACK: watch at 3m into ramp" in text
+    assert re.search(r"\| ramp @ 15m \| `error_rate canary <= baseline \* 1.2` \| 4\.4\d* \|", text)
+    assert "36,000 / 324,000" in text
+    assert (6, 2, 0) == (
         text.count("- ✅ PASS"),
         text.count("- ❌ FAIL"),
         text.count("- ⚠️ INCONCLUSIVE"),
@@ -135,9 +134,9 @@ def test_html_marks_the_rollback(bad: tuple[RunInfo, list[Event]]) -> None:
     assert 'class="mark fail"' in page
     assert 'class="flag flag-rollback"' in page
     assert 'class="bound"' in page
-    assert "<td><code>error_rate &lt; 0.5%</code></td>" in page
+    assert "<td><code>error_rate &lt; 0.5% for 1m</code></td>" in page
     assert '<td class="num">0.9%</td><td class="num">0.5%</td>' in page.replace("\n", "")
-    assert '<td class="num">×4.42</td><td class="num">×1.2</td>' in page.replace("\n", "")
+    assert '<td class="num">×4.41</td><td class="num">×1.2</td>' in page.replace("\n", "")
 
 
 def test_held_run_shows_missing_data(tmp_path: Path) -> None:

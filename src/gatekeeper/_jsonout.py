@@ -20,6 +20,7 @@ from ._model import Decision, GateResult, Phase, RunResult, Split
 from ._protocols import Event
 from ._registry import RunInfoView
 from ._run.events import decision_data, json_number, measurement_data, verdict_data
+from ._run.watch import WatchReport
 from ._schedule import Progress, schedule_data
 from .hookspecs import hookimpl
 
@@ -215,6 +216,20 @@ class JsonLines:
         self, run: RunInfoView, phase: Phase, until: datetime | None, reason: str
     ) -> None:
         self._emit(run, "phase_waiting", {"until": _iso(until), "reason": reason}, phase=phase.name)
+
+    @hookimpl
+    def gatekeeper_watch_report(self, run: RunInfoView, phase: Phase, report: WatchReport) -> None:
+        self._emit(
+            run,
+            "watch",
+            {
+                "status": report.kind,
+                "criterion": report.criterion,
+                "looks": report.looks,
+                "line": report.line,
+            },
+            phase=phase.name,
+        )
 
     @hookimpl
     def gatekeeper_traffic_changed(

@@ -402,7 +402,7 @@ class ConsoleReporter:
     ) -> None:
         self._waiting = None
         attempt = f" (re-check {result.attempt - 1})" if result.attempt > 1 else ""
-        if decision.reason.startswith("watch at "):  # the watch stopped it before this checkpoint
+        if decision.by_watch:  # the watch stopped the phase before this checkpoint
             attempt = " (the watch, before it)"
         self._print(
             f"  [{self._elapsed(run, result.at)}] {phase.name} @ {result.checkpoint}{attempt}: "

@@ -152,6 +152,10 @@ class GateResult:
         return gate_outcome(self.verdicts)
 
 
+#: How a decision of a phase's watch begins: "watch at 3m into ramp, before ...".
+WATCH_DECIDED = "watch at "
+
+
 @attrs.frozen(kw_only=True)
 class Decision:
     """What the policy decided after a checkpoint, and why.
@@ -170,6 +174,12 @@ class Decision:
         return self.action in (Action.ADVANCE, Action.ROLLBACK) or (
             self.action is Action.HOLD and self.recheck_at is None
         )
+
+    @property
+    def by_watch(self) -> bool:
+        """Whether the phase's watch decided it, between checkpoints (the journal keeps
+        it under the checkpoint the watch came before)."""
+        return self.reason.startswith(WATCH_DECIDED)
 
 
 @attrs.frozen(kw_only=True)

@@ -31,6 +31,7 @@ from .._model import (
     Watch,
     compare,
 )
+from .._results import WATCH_DECIDED
 from .._units import format_duration
 from .context import PhaseState
 from .events import EventKind
@@ -161,7 +162,7 @@ class Watcher:
                 verdicts=tuple(v for v in whole if v is not None),
                 attempt=0,
             )
-            reason = f"watch at {format_duration(since_start)} into {phase.name}"
+            reason = f"{WATCH_DECIDED}{format_duration(since_start)} into {phase.name}"
             await self._report("failed", at, f"{reason}: " + "; ".join(failed), None)
             return WatchFailure(result=result, reason=reason, failed=tuple(failed))
         await self._periodic(at)

@@ -93,7 +93,9 @@ def event_for_decision(
         confirmed = _share(traffic)
         return event(
             "rollback",
-            f"{phase} rolled back at the {checkpoint} checkpoint",
+            f"{phase} rolled back by its watch, before the {checkpoint} checkpoint"
+            if decision.by_watch
+            else f"{phase} rolled back at the {checkpoint} checkpoint",
             f"the balancer confirmed the canary at {confirmed}; the run ended rolled back"
             if confirmed
             else "the canary is being returned to 0%; the run ends rolled back",
@@ -108,7 +110,12 @@ def event_for_decision(
                 f"(gatekeeper status {shlex.quote(run_id)}; gatekeeper rollback "
                 f"{shlex.quote(run_id)})"
             )
-        return event("hold", f"{phase} held at the {checkpoint} checkpoint", step)
+        where = (
+            f"by its watch, before the {checkpoint} checkpoint"
+            if decision.by_watch
+            else f"at the {checkpoint} checkpoint"
+        )
+        return event("hold", f"{phase} held {where}", step)
     if decision.action is Action.ADVANCE:
         return event(
             "advanced",

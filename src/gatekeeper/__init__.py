@@ -87,6 +87,7 @@ if TYPE_CHECKING:
     from ._engine import Rollout, build_sources, build_traffic
     from ._judge import JudgeResult, Moments, judge_bound, judge_counts, judge_means, split_alpha
     from ._rehearsal import arehearse, rehearsal, rehearse
+    from ._run.watch import WatchReport
     from .store import Lease, LeasingStore, PostgresStore, SQLiteStore, open_store
 
 __version__ = "0.1.0"
@@ -107,6 +108,7 @@ _LAZY = {
     "arehearse": "._rehearsal",
     "rehearsal": "._rehearsal",
     "rehearse": "._rehearsal",
+    "WatchReport": "._run.watch",
     "JudgeResult": "._judge",
     "Moments": "._judge",
     "judge_bound": "._judge",
@@ -203,6 +205,7 @@ __all__ = [
     "TrafficError",
     "Verdict",
     "Watch",
+    "WatchReport",
     "__version__",
     "acheck",
     "arehearse",

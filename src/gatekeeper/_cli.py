@@ -24,13 +24,14 @@ from ._cli_args import EXIT_USAGE, parser
 from ._cli_fleet import fleet_command
 from ._clock import SimulatedClock
 from ._engine import Rollout, build_sources, plugin_context
-from ._model import GateResult, Outcome, Plan, RunResult
+from ._model import GateResult, Outcome, Phase, Plan, RunResult
 from ._planfile import load_plan
 from ._plugins import Plugins, default_plugins
 from ._protocols import Event
 from ._rehearsal import rehearsal
 from ._report import ConsoleReporter
 from ._status import describe_run, find_run, format_event, open_journal, open_plan_store
+from ._units import format_duration
 from .exceptions import GatekeeperError, PlanError
 from .store.base import LeaseHeld
 
@@ -62,6 +63,13 @@ def _stdout_to_devnull() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
+def _phase_line(phase: Phase) -> str:
+    watch = ""
+    if phase.watch is not None:
+        watch = f", watched every {format_duration(phase.watch.every)}"
+    return f"{phase.name} ({len(phase.checkpoints)} checkpoints{watch})"
+
+
 def _main(argv: Sequence[str] | None, out: TextIO | None) -> int:
     out = out or sys.stdout
     args = parser().parse_args(argv)
@@ -71,7 +79,7 @@ def _main(argv: Sequence[str] | None, out: TextIO | None) -> int:
             return fleet
         if args.command == "validate":
             plan = validate(args.plan)
-            phases = ", ".join(f"{p.name} ({len(p.checkpoints)} checkpoints)" for p in plan.phases)
+            phases = ", ".join(_phase_line(p) for p in plan.phases)
             print(f"{args.plan}: ok: plan {plan.name!r}: {phases}", file=out)
             return 0
         if args.command == "rehearse":

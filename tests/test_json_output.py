@@ -129,6 +129,7 @@ def test_the_documentation_reads_as_a_schema() -> None:
         "approval_rejected",
         "approval_pending",
         "phase_waiting",
+        "watch",
         "traffic_confirmed",
         "phase_started",
         "decision",

@@ -11,6 +11,7 @@ import pytest
 
 from gatekeeper import Policy, plan_from_text
 from gatekeeper._planfile import _METRIC_KEYS, _PHASE_KEYS, _POLICY_KEYS, _TOP_KEYS
+from gatekeeper._planload_watch import WATCH_KEYS
 from gatekeeper._units import format_duration
 
 DOC = (Path(__file__).parent.parent / "docs" / "plan-file.md").read_text()
@@ -33,6 +34,7 @@ def documented_keys(title: str) -> list[str]:
         ("Metrics", _METRIC_KEYS),
         ("Policy", _POLICY_KEYS),
         ("Phases", _PHASE_KEYS),
+        ("Watches", WATCH_KEYS),
     ],
 )
 def test_documented_keys_are_the_loaders(title: str, keys: tuple[str, ...]) -> None:

@@ -445,6 +445,12 @@ def _phase_map(
         entry["approval"] = approval
     if phase.start_at is not None:
         entry["start_at"] = str(phase.start_at)
+    if phase.watch is not None:
+        entry["watch"] = {
+            "every": format_duration(phase.watch.every),
+            "gate": [criterion_map(c) for c in phase.watch.gate.criteria],
+            "stale": format_duration(phase.watch.stale),
+        }
     if phase.description:
         entry["description"] = phase.description
     return entry

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -306,3 +306,91 @@ def test_the_reference_plan_is_rolled_back_by_its_watch_three_minutes_into_the_r
     assert decision.checkpoint == "15m"
     assert decision.at - started.at == timedelta(minutes=3)
     assert "watch at 3m into ramp, before its 15m checkpoint" in decision.data["reason"]
+
+
+# -- properties -------------------------------------------------------------------------
+
+PERSIST_PLAN = """
+[plan]
+name = "persist"
+[sources.s]
+type = "static"
+[metrics.m]
+source = "s"
+[traffic]
+type = "memory"
+[[phases]]
+name = "p"
+traffic = 10
+checkpoints = ["10m"]
+gate = ["m < 1"]
+[phases.watch]
+every = "5s"
+gate = ["m < 1 for {persist}s"]
+"""
+
+LOOKS = 119  # the looks before the 10m checkpoint (5 s … 9m55s)
+
+
+def expected_failure(values: list[float | None], persist: int) -> int | None:
+    """The reference model: the first look (seconds into the phase) at which ``m`` has
+    failed at every look with data for ``persist`` seconds; a look without data
+    neither breaks nor confirms the run."""
+    since: int | None = None
+    for index, value in enumerate(values):
+        at = 5 * (index + 1)
+        if value is None:
+            continue
+        if value >= 1:
+            since = at if since is None else since
+            if at - since >= persist:
+                return at
+        else:
+            since = None
+    return None
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(st.sampled_from([0.5, 2.0, None]), min_size=LOOKS, max_size=LOOKS),
+    persist=st.sampled_from([5, 15, 30, 60]),
+)
+def test_the_watch_fails_exactly_when_persistence_says(
+    tmp_path_factory: pytest.TempPathFactory, values: list[float | None], persist: int
+) -> None:
+    the_plan = plan_from_text(PERSIST_PLAN.replace("{persist}", str(persist)))
+    rows = ["at,metric,value", "0,m,0.5"]
+    rows += [f"{5 * (i + 1)},m,{'' if v is None else v}" for i, v in enumerate(values)]
+    path = tmp_path_factory.mktemp("persist") / "m.csv"
+    path.write_text("\n".join(rows) + "\n")
+    _, events = run(the_plan, path)
+    decision = next(e for e in events if e.kind == EventKind.DECISION)
+    failed_at = expected_failure(values, persist)
+    started = next(e for e in events if e.kind == EventKind.PHASE_STARTED).at
+    if failed_at is None:
+        assert not decision.data["reason"].startswith("watch at"), decision.data["reason"]
+        assert decision.at - started == timedelta(minutes=10)
+    else:
+        assert decision.data["reason"].startswith("watch at"), decision.data["reason"]
+        assert decision.at - started == timedelta(seconds=failed_at)
+        assert decision.data["action"] == "rollback"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    every=st.integers(min_value=1, max_value=3600),
+    now=st.integers(min_value=0, max_value=400 * 86400),
+)
+def test_looks_fall_on_the_phases_grid(every: int, now: int) -> None:
+    """The next look is after ``now``, at most ``every`` later, on the phase's grid."""
+    from gatekeeper._run.watch import Watcher  # noqa: PLC0415
+
+    class State:
+        started_at = datetime(2026, 1, 1, tzinfo=UTC)
+
+    watcher = Watcher.__new__(Watcher)
+    object.__setattr__(watcher, "state", State())
+    start = State.started_at
+    at = watcher._after(start + timedelta(seconds=now), timedelta(seconds=every))
+    assert start + timedelta(seconds=now) < at <= start + timedelta(seconds=now + every)
+    assert (at - start) % timedelta(seconds=every) == timedelta(0)

@@ -388,19 +388,27 @@ async def fail_checks(
             data={**verdict_data(v), "attempt": attempt},
         )
     item = _decided(rollout, state, checkpoint, result, decision, outcome=Outcome.FAIL)
+    await _stop(rollout, state, result, decision)
+    return item
+
+
+async def _stop(
+    rollout: Rollout, state: PhaseState, result: GateResult, decision: Decision
+) -> None:
+    """A decision that ends the phase early: apply it (the rollback, before any
+    observer), then tell the observers."""
     state.decision = decision
     if decision.action is Action.ROLLBACK:
-        await rollout.rollback(phase, decision.reason)
-    await ctx.observers.emit(
+        await rollout.rollback(state.phase, decision.reason)
+    await rollout.ctx.observers.emit(
         "checkpoint_judged",
-        run=ctx.info,
-        phase=phase,
+        run=rollout.ctx.info,
+        phase=state.phase,
         result=result,
         decision=decision,
         next_at=None,
         next_checkpoint=None,
     )
-    return item
 
 
 async def _watch_failed(
@@ -429,18 +437,7 @@ async def _watch_failed(
             f"{rollout.run_id}'",
         )
     item = _decided(rollout, state, checkpoint, result, decision)
-    state.decision = decision
-    if decision.action is Action.ROLLBACK:
-        await rollout.rollback(phase, decision.reason)  # the effect, before any observer
-    await rollout.ctx.observers.emit(
-        "checkpoint_judged",
-        run=rollout.ctx.info,
-        phase=phase,
-        result=result,
-        decision=decision,
-        next_at=None,
-        next_checkpoint=None,
-    )
+    await _stop(rollout, state, result, decision)
     return item
 
 

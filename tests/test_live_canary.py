@@ -2,10 +2,12 @@
 Prometheus, Alertmanager, HAProxy or nginx, the load generator and ``gatekeeper run``.
 
 Each run takes 20-35 s (Prometheus' first scrape alone is 5-6 s), so the file runs
-three: good and bad through HAProxy in-process (``demo.run_demo``), bad through nginx
-via ``demo.sh`` as a user would. What is asserted comes from the balancer and the
-load, not from gatekeeper's own log: the final split is read back from HAProxy's
-runtime API or nginx's live include file, and a burst after the run counts who answered.
+four: good, bad and watch (the ramp's checkpoints minutes apart, its watch rolling
+back) through HAProxy in-process (``demo.run_demo``), bad through nginx via
+``demo.sh`` as a user would. What is asserted comes from the balancer, the load and
+the run's journal, not from gatekeeper's console: the final split is read back from
+HAProxy's runtime API or nginx's live include file, a burst after the run counts who
+answered, and the rollback's moments come from ``gatekeeper history --json``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -90,6 +93,52 @@ def test_bad_canary_is_rolled_back_at_the_first_ramp_checkpoint_through_haproxy(
     assert_stopped(result)
 
 
+def test_the_watch_rolls_a_bad_canary_back_long_before_the_ramps_first_checkpoint() -> None:
+    """gates-watch.toml: the ramp's checkpoints are at 2m and 4m, its watch looks every
+    second. Errors start with the ramp; the watch rolls back within seconds, journaled
+    as the decision of the 2m checkpoint it came before: exit 1, HAProxy's canary
+    weight 0, no canary answer afterwards. The run is cut off at 100 s, so a watch that
+    did nothing fails here instead of being rescued by the 2m checkpoint."""
+    out = io.StringIO()
+    began = time.monotonic()
+    result = demo.run_demo("watch", "haproxy", out=out, run_timeout=100.0)
+    took = time.monotonic() - began
+    log = out.getvalue()
+    assert [] == result.problems, log
+    assert 1 == result.exit_code, log
+    assert "ROLLED BACK" == result.outcome
+    assert "ramp" == result.errors_started_in
+    assert ("ramp", "2m") == result.rolled_back_at
+    assert result.by_watch
+    # the journal's account (gatekeeper history --json), not the console's
+    rollback = result.rollback
+    assert "ramp" == rollback["phase"]
+    assert "2m" == rollback["checkpoint"]
+    assert 120.0 == rollback["first_checkpoint_s"]
+    reason = str(rollback["reason"])
+    assert reason.startswith("watch at "), reason
+    assert "into ramp, before its 2m checkpoint: " in reason
+    decided, zero = rollback["decided_s"], rollback["zero_s"]
+    assert isinstance(decided, float) and isinstance(zero, float)
+    assert 0.0 < decided <= zero < 60.0, rollback  # seconds, not the checkpoint's 2 minutes
+    errors_to_zero = rollback["errors_to_zero_s"]
+    assert isinstance(errors_to_zero, float) and 0.0 < errors_to_zero < 60.0, rollback
+    # what the balancer and the load say
+    assert 0.0 == result.split
+    assert "haproxy baseline=256 canary=0" == result.split_detail
+    assert 0 == result.canary_after_rollback
+    assert {"baseline": 300} == result.burst
+    # what a person sees
+    assert "checkpoints 2m 4m" in log
+    assert "watch: every 1s between checkpoints, 3 criteria" in log
+    assert "ramp @ 2m (the watch, before it): FAIL" in log
+    assert "→ ROLLBACK: watch at " in log
+    assert "the journal: ramp started at " in log
+    assert result.timings["gatekeeper_run"] < 60.0, result.timings
+    assert took < 100.0, result.timings
+    assert_stopped(result)
+
+
 def test_bad_canary_is_rolled_back_through_nginx_by_demo_sh(tmp_path: Path) -> None:
     """``demo.sh bad nginx``: the same rollback through nginx's include file and
     reload, exit 1, and the JSON summary shows nginx sending nothing to the canary."""
@@ -157,6 +206,40 @@ def test_the_nginx_plan_is_the_haproxy_plan_with_another_traffic_table() -> None
     assert haproxy == nginx
 
 
+def test_the_watched_plan_is_the_haproxy_plan_with_a_watched_ramp_minutes_long() -> None:
+    """gates-watch.toml is gates.toml but for [plan] and the ramp: checkpoints at 2m and
+    4m, and a watch every 1s whose statistical criterion is the gate's own text."""
+    plain = tomllib.loads((DEMO / "gates.toml").read_text())
+    watched = tomllib.loads((DEMO / "gates-watch.toml").read_text())
+    assert "live-canary-watch" == watched.pop("plan")["name"]
+    plain.pop("plan")
+    ramp = next(p for p in watched["phases"] if p["name"] == "ramp")
+    assert ["2m", "4m"] == ramp["checkpoints"]
+    watch = ramp.pop("watch")
+    assert "1s" == watch["every"]
+    assert "error_rate < 1% for 5s" in watch["gate"]
+    compare = "error_rate canary <= baseline * 1.2"
+    assert compare in watch["gate"]
+    assert compare in [c["criterion"] for c in ramp["gate"] if isinstance(c, dict)]
+    ramp["checkpoints"] = ["3s", "6s"]
+    assert plain == watched
+
+
+def test_a_watched_demo_runs_through_haproxy_only() -> None:
+    """``demo.sh watch nginx`` is refused at once (exit 2, nothing started)."""
+    done = subprocess.run(
+        ["bash", str(DEMO / "demo.sh"), "watch", "nginx"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHON": sys.executable},
+        check=False,
+    )
+    assert 2 == done.returncode, done.stdout + done.stderr
+    assert "watch runs gates-watch.toml through haproxy" in done.stderr
+    assert "everything in" not in done.stdout
+
+
 def test_rendering_puts_the_real_servers_into_a_plan_the_loader_accepts(tmp_path: Path) -> None:
     """The demo changes only the values of the named keys; the result is a valid
     plan naming the given URLs and socket."""
@@ -177,6 +260,26 @@ def test_rendering_puts_the_real_servers_into_a_plan_the_loader_accepts(tmp_path
     assert "http://127.0.0.1:2222" == data["sources"]["alerts"]["url"]
     assert str(tmp_path / "admin.sock") == data["traffic"]["socket"]
     assert ["canary", "ramp", "rollout"] == [p.name for p in load_plan(plan_file).phases]
+
+
+def test_rendering_the_watched_plan_keeps_its_watch(tmp_path: Path) -> None:
+    """The watched plan renders like gates.toml (each key once) and loads with the
+    ramp's watch: every 1s, three criteria, checkpoints minutes apart."""
+    rendered = demo.render_plan(
+        (DEMO / "gates-watch.toml").read_text(),
+        {
+            "sources.prom": {"url": "http://127.0.0.1:1111"},
+            "sources.alerts": {"url": "http://127.0.0.1:2222"},
+            "traffic": {"socket": str(tmp_path / "admin.sock")},
+        },
+    )
+    plan_file = tmp_path / "gates-watch.toml"
+    plan_file.write_text(rendered)
+    ramp = next(p for p in load_plan(plan_file).phases if p.name == "ramp")
+    assert ramp.watch is not None
+    assert 1.0 == ramp.watch.every.total_seconds()
+    assert 3 == len(ramp.watch.gate.criteria)
+    assert [120.0, 240.0] == [c.offset.total_seconds() for c in ramp.checkpoints]
 
 
 def test_rendering_refuses_a_key_the_plan_does_not_set() -> None:

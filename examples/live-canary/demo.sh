@@ -3,6 +3,9 @@
 #
 #   examples/live-canary/demo.sh good [haproxy|nginx]   # canary promoted to 100 %, exit 0
 #   examples/live-canary/demo.sh bad  [haproxy|nginx]   # rolled back to 0 % in the ramp, exit 1
+#   examples/live-canary/demo.sh watch                  # the ramp's checkpoints minutes apart
+#                                                       # (gates-watch.toml): its watch rolls
+#                                                       # back within seconds, exit 1
 #
 # Needs prometheus, prometheus-alertmanager, haproxy and nginx (scripts/setup.sh) and
 # gatekeeper installed in the Python it runs: $PYTHON, else the repository's .venv,

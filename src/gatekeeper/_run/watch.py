@@ -244,7 +244,7 @@ class Watcher:
                     "failing",
                     at,
                     f"{criterion.text}: failing ({verdict.reason}); fails the watch at "
-                    f"{since + persist:%H:%M:%S} unless it passes before",
+                    f"{since + persist:%H:%M:%S} UTC unless it passes before",
                 )
             return False
         if outcome is Outcome.PASS:

@@ -9,6 +9,11 @@ after a delay the query names (``delay_ms(120)``); ``--url`` points the same 10
 queries at a real Prometheus instead (they are then ordinary PromQL).
 
     .venv/bin/python benchmarks/concurrent_queries.py [--rounds 5] [--url http://...]
+
+Also printed: the client's CPU per request, and the same ratio with a bare
+asyncio client (``--floor``: what the server alone allows on this machine).
+``--httpcore`` injects httpx's default transport and ``--gzip`` asks for gzip
+(both as before issue 12), to reproduce the "before" figures.
 """
 
 from __future__ import annotations
@@ -113,9 +118,17 @@ def start_delay_server() -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("the delay server did not start")
 
 
-async def measure(url: str, texts: list[str], rounds: int) -> tuple[list[float], list[float]]:
-    """Per round: the slowest query alone, then all of them at once (one source)."""
-    source = prometheus.create("prom", {"url": url}, PluginContext(base_dir=Path(), env={}))
+async def measure(
+    url: str, texts: list[str], rounds: int, *, httpcore: bool = False
+) -> tuple[list[float], list[float], float]:
+    """Per round: the slowest query alone, then all of them at once (one source).
+    Also returns the client's CPU seconds per request (``time.process_time``)."""
+    import httpx  # noqa: PLC0415 - only for --httpcore
+
+    client = httpx.AsyncClient(trust_env=False) if httpcore else None
+    source = prometheus.create(
+        "prom", {"url": url}, PluginContext(base_dir=Path(), env={}), client=client
+    )
     at = datetime.now(UTC)
     queries = [
         Query(metric=f"m{i}", text=text, at=at, window=timedelta(minutes=5))
@@ -125,6 +138,7 @@ async def measure(url: str, texts: list[str], rounds: int) -> tuple[list[float],
     together: list[float] = []
     try:
         await asyncio.gather(*(source.query(q) for q in queries))  # warm the connection pool
+        cpu = time.process_time()
         for _ in range(rounds):
             singles = []
             for query in queries:
@@ -138,15 +152,63 @@ async def measure(url: str, texts: list[str], rounds: int) -> tuple[list[float],
             results = await asyncio.gather(*(source.query(q) for q in queries))
             together.append(time.perf_counter() - started)
             assert all(r.problem is None for r in results)
+        cpu = (time.process_time() - cpu) / (rounds * 2 * len(queries))
     finally:
         await source.aclose()
-    return slowest_alone, together
+        if client is not None:
+            await client.aclose()
+    return slowest_alone, together, cpu
+
+
+async def floor(url: str, texts: list[str], rounds: int, *, gzip: bool) -> tuple[float, float]:
+    """The same two medians with a bare asyncio client (one keep-alive connection per
+    query, hand-written HTTP/1.1, almost no CPU): the ratio the server alone allows."""
+    parts = urllib.parse.urlsplit(url)
+    at = f"{time.time():.3f}"
+    extra = b"Accept-Encoding: gzip\r\n" if gzip else b""
+
+    async def ask(stream: tuple[asyncio.StreamReader, asyncio.StreamWriter], text: str) -> None:
+        reader, writer = stream
+        body = urllib.parse.urlencode({"query": text, "time": at}).encode()
+        writer.write(
+            b"POST /api/v1/query HTTP/1.1\r\nHost: x\r\n"
+            + extra
+            + b"Content-Type: application/x-www-form-urlencoded\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = re.search(rb"(?i)content-length: *(\d+)", head)
+        assert length is not None, head
+        await reader.readexactly(int(length.group(1)))
+
+    streams = [await asyncio.open_connection(parts.hostname, parts.port or 80) for _ in texts]
+    try:
+        await asyncio.gather(*(ask(s, t) for s, t in zip(streams, texts, strict=True)))
+        alone, together = [], []
+        for _ in range(rounds):
+            singles = []
+            for text in texts:
+                started = time.perf_counter()
+                await ask(streams[0], text)
+                singles.append(time.perf_counter() - started)
+            alone.append(max(singles))
+            started = time.perf_counter()
+            await asyncio.gather(*(ask(s, t) for s, t in zip(streams, texts, strict=True)))
+            together.append(time.perf_counter() - started)
+    finally:
+        for _, writer in streams:
+            writer.close()
+    return statistics.median(alone), statistics.median(together)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="a real Prometheus (default: a local delay server)")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--floor", action="store_true", help="also a bare asyncio client")
+    parser.add_argument("--httpcore", action="store_true", help="httpx's default transport")
+    parser.add_argument("--gzip", action="store_true", help="ask for gzip (the old default)")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -158,19 +220,30 @@ def main() -> None:
     else:
         child, url = start_delay_server()
         texts = [f"vector(1) + 0 * delay_ms({ms})" for ms in DELAYS_MS]
+    if args.gzip:
+        prometheus.INSTANT_HEADERS.clear()  # httpx's default Accept-Encoding: gzip, deflate
     try:
-        alone, together = asyncio.run(measure(url, texts, args.rounds))
+        alone, together, cpu = asyncio.run(measure(url, texts, args.rounds, httpcore=args.httpcore))
+        bare = asyncio.run(floor(url, texts, args.rounds, gzip=args.gzip)) if args.floor else None
     finally:
         if child is not None:
             child.terminate()
             child.wait(timeout=5)
     slow, both = statistics.median(alone), statistics.median(together)
     target = args.url or f"local delay server, delays {DELAYS_MS[0]}-{DELAYS_MS[-1]} ms"
+    client = "httpx + httpcore (default transport)" if args.httpcore else "httpx + AsyncioTransport"
     print(f"target: {target}")
+    print(f"client: {client}, {'gzip' if args.gzip else 'identity'} for instant queries")
     print(f"rounds: {args.rounds} (medians)")
     print(f"slowest single query: {slow * 1000:.1f} ms")
     print(f"10 queries concurrently: {both * 1000:.1f} ms")
     print(f"ratio (concurrent / slowest single): {both / slow:.2f}")
+    print(f"client CPU per request: {cpu * 1000:.3f} ms")
+    if bare is not None:
+        print(
+            f"bare asyncio client (server floor): slowest single {bare[0] * 1000:.1f} ms, "
+            f"concurrently {bare[1] * 1000:.1f} ms, ratio {bare[1] / bare[0]:.2f}"
+        )
 
 
 if __name__ == "__main__":

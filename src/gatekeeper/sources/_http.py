@@ -1,7 +1,8 @@
 """The resilient HTTP layer shared by the prometheus, alertmanager and http-json sources.
 
-One ``httpx.AsyncClient`` per source (injected, or made on first use and then owned
-and closed by the source), explicit timeouts, retries with tenacity on transport
+Keep-alive connections (an injected ``httpx.AsyncClient``, or the running loop's
+:class:`~._transport.AsyncioTransport`, shared by the sources with the same TLS
+settings and closed by the last of them), explicit timeouts, retries on transport
 errors and 408/425/429/5xx only, exponential backoff with jitter that yields to a
 server's ``Retry-After``, all bounded by attempts *and* by a deadline that fits
 inside the checkpoint (one overall timeout: slow headers and dripping or endless
@@ -25,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import httpx
-import tenacity
 
 from .._httpbase import secret_problem
 from .._redact import Redactor, ShortSecretError, clip
@@ -39,6 +39,7 @@ from ._retry import (
     retryable_status,
 )
 from ._settings import HttpSettings, check_url, http_settings
+from ._transport import AsyncioTransport, release_shared, shared_transport
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -57,6 +58,31 @@ __all__ = [
 ]
 
 TEXT_LIMIT = 200  # characters of a server's text (error, warning) a reason may quote
+URL_CACHE = 64  # parsed URLs kept per source
+#: What ``httpx.AsyncClient`` sends by default.
+DEFAULT_HEADERS = {
+    "Accept": "*/*",
+    "Accept-Encoding": "gzip, deflate",
+    "Connection": "keep-alive",
+    "User-Agent": f"python-httpx/{httpx.__version__}",
+}
+
+
+def merge_headers(*layers: Mapping[str, str]) -> dict[str, str]:
+    """Header layers merged by name regardless of case; a later layer wins and keeps
+    its own spelling."""
+    merged: dict[str, str] = {}
+    spelled: dict[str, str] = {}
+    for layer in layers:
+        for name, value in layer.items():
+            key = name.lower()
+            if key in spelled:
+                del merged[spelled[key]]
+            spelled[key] = name
+            merged[name] = value
+    return merged
+
+
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -108,8 +134,9 @@ class ResilientHttp:
     """Sends a source's requests with its auth, timeouts and retry policy.
 
     ``client``: an ``httpx.AsyncClient`` the caller owns (tests, embedders); without
-    one, a client is made on first use in the running event loop and closed by
-    :meth:`aclose`. ``sleep`` waits between retries (tests inject a recorder).
+    one, the running loop's shared :class:`AsyncioTransport` is taken on first use and
+    given back by :meth:`aclose` (the last source to give it back closes it).
+    ``sleep`` waits between retries (tests inject a recorder).
     """
 
     def __init__(
@@ -127,43 +154,97 @@ class ResilientHttp:
         self._redactor: Redactor | None = None
         self._redactor_key: tuple[str, ...] = ()
         self._client = client
-        self._owns_client = client is None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._transport: AsyncioTransport | None = None
+        self._transport_loop: asyncio.AbstractEventLoop | None = None
+        self._urls: dict[str, httpx.URL] = {}
         self._sleep: Sleep = sleep or asyncio.sleep
 
     def __repr__(self) -> str:
         return f"ResilientHttp(url={self.settings.url!r})"
 
-    def _make_client(self) -> httpx.AsyncClient:
+    def _make_transport(self) -> AsyncioTransport:
         verify: ssl.SSLContext | bool = self.settings.tls_verify
         if self.settings.tls_verify and self.settings.ca_bundle:
             verify = ssl.create_default_context(cafile=self.settings.ca_bundle)
-        return httpx.AsyncClient(
-            timeout=httpx.Timeout(self.settings.timeout),
-            verify=verify,
-            follow_redirects=False,
-            trust_env=False,
-        )
+        return AsyncioTransport(verify=verify)
 
-    def _get_client(self) -> httpx.AsyncClient:
-        if not self._owns_client:
-            assert self._client is not None
-            return self._client
+    def _pool_key(self) -> tuple[bool, str | None]:
+        return (self.settings.tls_verify, self.settings.ca_bundle)
+
+    def _get_transport(self) -> AsyncioTransport:
         loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop:
-            # A client's pool belongs to one event loop; a sync facade that runs each
-            # checkpoint in a fresh loop gets a fresh client (the old loop is gone).
-            self._client = self._make_client()
-            self._client_loop = loop
-        return self._client
+        if self._transport is None or self._transport_loop is not loop:
+            # A pool belongs to one event loop; a sync facade that runs each
+            # checkpoint in a fresh loop gets a fresh one (the old loop is gone).
+            # Sources with the same TLS settings share it: see shared_transport.
+            self._transport = shared_transport(self._pool_key(), self._make_transport)
+            self._transport_loop = loop
+        return self._transport
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Any,
+        data: Mapping[str, str] | None,
+        json: Any,
+        headers: Mapping[str, str],
+        auth: httpx.Auth | None,
+        seconds: float,
+    ) -> httpx.Response:
+        """One request, whole body read. An injected client sends it its own way;
+        otherwise it goes straight to the shared :class:`AsyncioTransport`, with
+        what ``httpx.AsyncClient`` would have added (default headers, auth, timeouts)
+        and without what it costs per request and the sources never use (cookie
+        jar, redirects, event hooks, URL merging): measured in docs/benchmarks.md."""
+        if self._client is not None:
+            return await self._client.request(
+                method,
+                url,
+                params=params,
+                data=data,
+                json=json,
+                headers=headers,
+                auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
+                timeout=httpx.Timeout(seconds),
+            )
+        transport = self._get_transport()
+        target = self._urls.get(url)
+        if target is None:
+            if len(self._urls) >= URL_CACHE:  # templated URLs: keep the cache bounded
+                self._urls.clear()
+            target = self._urls[url] = httpx.URL(url)
+        merged = merge_headers(DEFAULT_HEADERS, headers)
+        request = httpx.Request(
+            method,
+            target,
+            params=params,
+            data=data,
+            json=json,
+            headers=merged,
+            extensions={
+                "timeout": {"connect": seconds, "read": seconds, "write": seconds, "pool": seconds}
+            },
+        )
+        if auth is not None:
+            request = next(auth.sync_auth_flow(request))  # sets Authorization
+        response = await transport.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
 
     async def aclose(self) -> None:
-        """Close the client if this object made it; an injected one stays open."""
-        if self._owns_client and self._client is not None:
-            client, self._client = self._client, None
+        """Close what this object made; an injected client stays open."""
+        if self._transport is not None:
+            transport, self._transport = self._transport, None
+            loop, self._transport_loop = self._transport_loop, None
+            assert loop is not None
             # RuntimeError: its event loop is already closed, nothing left to free
             with contextlib.suppress(RuntimeError):
-                await client.aclose()
+                await release_shared(self._pool_key(), transport, loop)
 
     def _secret_names(self) -> list[str]:
         names = [
@@ -245,6 +326,7 @@ class ResilientHttp:
         json: Any = None,
         budget: float | None = None,
         span: Span | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> HttpOutcome:
         """Send ``method url`` with retries; never raises for HTTP or transport trouble.
 
@@ -252,6 +334,8 @@ class ResilientHttp:
         overall timeout surrounds every attempt with its headers, its body however
         slowly it drips, and the waits between attempts (httpx's own timeouts only
         bound each read, so a byte every half second would never trip them).
+        ``headers`` are this request's defaults: the plan's headers and the
+        credentials override them.
         """
         missing = self.missing_secret()
         if missing is not None:
@@ -260,8 +344,9 @@ class ResilientHttp:
         policy = self.settings.retry
         total = policy.deadline if budget is None else budget
         started = time.monotonic()
-        headers, auth = self._auth_headers()
-        client = self._get_client()
+        configured, auth = self._auth_headers()
+        # one spelling per name: the plan's headers and the credentials win
+        headers = merge_headers(headers, configured) if headers else configured
         attempts = 0
 
         async def attempt() -> httpx.Response:
@@ -270,53 +355,56 @@ class ResilientHttp:
             left = total - (time.monotonic() - started)
             if left <= 0:
                 raise httpx.ReadTimeout("deadline reached")
-            timeout = httpx.Timeout(min(self.settings.timeout, left))
-            response = await client.request(
+            response = await self._send(
                 method,
                 url,
                 params=params,
                 data=data,
                 json=json,
                 headers=headers,
-                auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
-                timeout=timeout,
+                auth=auth,
+                seconds=min(self.settings.timeout, left),
             )
             if retryable_status(response.status_code):
                 raise RetryableStatus(response)
             return response
 
-        def before_sleep(state: tenacity.RetryCallState) -> None:
+        def before_sleep(attempt_number: int, exc: BaseException, wait: float) -> None:
             if span is None:
                 return
-            exc = state.outcome.exception() if state.outcome else None
             cause = (
                 f"HTTP {exc.response.status_code}"
                 if isinstance(exc, RetryableStatus)
                 else describe_error(exc, self.settings.timeout)
-                if exc is not None
-                else "unknown"
             )
-            wait = state.next_action.sleep if state.next_action else 0.0
             span.add_event(
                 "gatekeeper.retry",
                 {
-                    "gatekeeper.attempt": state.attempt_number,
+                    "gatekeeper.attempt": attempt_number,
                     "gatekeeper.cause": cause,
                     "gatekeeper.wait_s": float(wait),
                 },
             )
 
-        retrying = tenacity.AsyncRetrying(
-            stop=tenacity.stop_after_attempt(policy.attempts) | tenacity.stop_before_delay(total),
-            wait=BackoffWait(policy),
-            retry=tenacity.retry_if_exception(retryable),
-            before_sleep=before_sleep,
-            sleep=self._sleep,
-            reraise=True,
-        )
+        # The retry loop, written out: tenacity's AsyncRetrying cost more CPU per
+        # request (inspect calls on every attempt) than the rest of this method.
+        # Stops after ``policy.attempts`` attempts, or when the next wait would end
+        # past the budget (tenacity's stop_before_delay); only retryable failures.
+        backoff = BackoffWait(policy)
         try:
             async with asyncio.timeout(max(total, 0.001)):
-                response: httpx.Response = await retrying(attempt)
+                while True:
+                    try:
+                        response = await attempt()
+                        break
+                    except Exception as exc:
+                        if attempts >= policy.attempts or not retryable(exc):
+                            raise
+                        wait = backoff.seconds(attempts, exc)
+                        if time.monotonic() - started + wait >= total:
+                            raise
+                        before_sleep(attempts, exc, wait)
+                        await self._sleep(wait)
         except TimeoutError:
             shown = format_duration(timedelta(seconds=total))
             return HttpOutcome(

@@ -82,6 +82,10 @@ class BackoffWait(tenacity.wait.wait_base):
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
+        return self.seconds(retry_state.attempt_number, exc)
+
+    def seconds(self, attempt_number: int, exc: BaseException | None) -> float:
+        """The wait after attempt ``attempt_number`` (1 = the first) failed with ``exc``."""
         if isinstance(exc, RetryableStatus):
             after = _retry_after(exc.response)
             if after is not None:
@@ -89,7 +93,7 @@ class BackoffWait(tenacity.wait.wait_base):
         # backoff * 2^(n-1), capped, plus up to `jitter` seconds of random spread
         # (spelled out: tenacity renamed wait_exponential_jitter's arguments across versions)
         policy = self._policy
-        exponential = policy.backoff * 2 ** (retry_state.attempt_number - 1)
+        exponential = policy.backoff * 2 ** (attempt_number - 1)
         spread = random.uniform(0, policy.jitter)  # noqa: S311 - jitter, not cryptography
         return float(min(exponential, policy.max_backoff) + spread)
 

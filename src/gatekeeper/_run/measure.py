@@ -166,7 +166,9 @@ class Measurer:
                 coro = call(lambda q: ranged.query_range(q, step=step), query)
             else:
                 coro = call(source.query, query)
-            return await asyncio.wait_for(coro, self.timeout.total_seconds())
+            # (asyncio.timeout, not wait_for: on 3.11 wait_for makes a task per query.)
+            async with asyncio.timeout(self.timeout.total_seconds()):
+                return await coro
         except TimeoutError:
             return _Failed(f"timed out after {format_duration(self.timeout)}")
         except Exception as exc:  # noqa: BLE001 - a broken source is a reason, never a pass

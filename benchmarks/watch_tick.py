@@ -3,11 +3,9 @@ can watch every 5 s.
 
 A watch of 5 criteria (error rate as numerator/denominator, p99 latency through
 ``histogram_quantile``, availability, a count, and the canary's error rate against
-the baseline's with the sequential judge): 7 PromQL queries per tick. Each tick does
-what the engine does at a look: ``Measurer.all(needs, ..., spans=False)``
-(``gatekeeper._run.measure``) and then ``judge_gate(...)``
-(``gatekeeper._run.judging``), see :func:`tick`; swap that function for the
-engine's watch tick once it has one.
+the baseline's with the sequential judge): 7 PromQL queries per tick. Each tick is the
+engine's own watch look, ``Watcher.look`` (``gatekeeper._run.watch``) of a judge-only
+``Rollout`` on a simulated clock: measure (no span per query), judge, persistence.
 
 The Prometheus is started here on 127.0.0.1 with two hours of backfilled history
 (5-s samples, exact and repeatable), or given with ``--url`` (then the data must
@@ -26,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import statistics
 import sys
 import tempfile
@@ -38,11 +35,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from gatekeeper import Plan
+from gatekeeper import MemoryStore, Plan, Rollout, SimulatedClock
 from gatekeeper._model import Outcome
 from gatekeeper._protocols import PluginContext
-from gatekeeper._run.judging import judge_gate
-from gatekeeper._run.measure import Measurer
+from gatekeeper._run.context import PhaseState
+from gatekeeper._run.watch import Watcher
 from gatekeeper.sources import prometheus
 from realservers.prometheus import PrometheusLauncher, openmetrics_family
 
@@ -59,10 +56,12 @@ PLAN: dict[str, Any] = {
     "metrics": {
         "error_rate": {
             "source": "prom",
+            # Counts since the phase started ({{window}}): the sequential judge needs
+            # cumulative counts, not a sliding window's.
             "numerator": 'sum(increase(http_requests_total{service="{{service}}",'
-            'version="{{variant}}",code=~"5.."}[1m]))',
+            'version="{{variant}}",code=~"5.."}[{{window}}]))',
             "denominator": 'sum(increase(http_requests_total{service="{{service}}",'
-            'version="{{variant}}"}[1m]))',
+            'version="{{variant}}"}[{{window}}]))',
         },
         "latency_p99": {
             "source": "prom",
@@ -94,6 +93,16 @@ PLAN: dict[str, Any] = {
                 "crashes == 0",
                 "error_rate canary <= baseline * 1.2",
             ],
+            "watch": {
+                "every": "5s",
+                "gate": [
+                    "error_rate < 1% for 1m",
+                    "latency_p99 < 500ms for 1m",
+                    "availability >= 99% for 1m",
+                    "crashes == 0",
+                    "error_rate canary <= baseline * 1.2",
+                ],
+            },
         }
     ],
 }
@@ -132,7 +141,7 @@ def history(end: float) -> str:
 
 
 class Run:
-    """One watched run: its measurer, the phase's needs and the judges' state."""
+    """One watched run: a judge-only ``Rollout`` and its phase's ``Watcher``."""
 
     def __init__(self, plan: Plan, url: str, start: datetime) -> None:
         self.plan = plan
@@ -140,45 +149,33 @@ class Run:
         self.source = prometheus.create(
             "prom", {"url": url}, PluginContext(base_dir=Path(), env={})
         )
-        self.measurer = Measurer(
-            plan=plan,
+        self.rollout = Rollout(
+            plan,
             sources={"prom": self.source},
-            timeout=timedelta(seconds=10),
-            deadlines=True,
-            span=lambda _name, _attrs: contextlib.nullcontext(),
+            clock=SimulatedClock(start),
+            store=MemoryStore(),
+            judge_only=True,
+            notify=False,
+            query_timeout=timedelta(seconds=10),
         )
         self.start = start
-        self.needs = self.measurer.needs(self.phase, timedelta(minutes=5))
-        self.judges: dict[int, Any] = {}
-        self.looks: dict[int, float] = {}
-        self.history: dict[str, list[tuple[datetime, float]]] = {}
+        self.watcher: Watcher | None = None
 
     async def tick(self, at: datetime) -> tuple[Outcome, int]:
-        """One look, as the engine takes it: ``Measurer.all`` then ``judge_gate``.
-        Returns the gate's outcome and how many measurements had no value."""
-        since = at - self.start
-        measured = await self.measurer.all(self.needs, at, since, self.phase.name, spans=False)
-        looked = judge_gate(
-            self.plan,
-            self.phase,
-            "watch",
-            measured,
-            at=at,
-            started_at=self.start,
-            attempt=1,
-            last=False,
-            share=self.phase.traffic,
-            prerun={},
-            history=self.history,
-            judges=self.judges,
-            shares=(),
-            looks=self.looks,
-        )
-        self.judges.update(looked.judges)
-        for index in looked.judges:
-            self.looks[index] = since.total_seconds()
-        missing = sum(1 for m in measured.values() if m.problem is not None)
-        return looked.result.outcome, missing
+        """One look of the engine's watch. Returns FAIL when the watch failed (PASS
+        otherwise) and how many criteria had no data at this look."""
+        if self.watcher is None:
+            await self.rollout.start([self.phase])
+            state = PhaseState(phase=self.phase, started_at=self.start, traffic=10.0)
+            self.watcher = Watcher.of(self.rollout, state)
+        failure = await self.watcher.look(at)
+        missing = sum(1 for i in range(len(self.watch_criteria)) if self.watcher.seen.get(i) != at)
+        return (Outcome.FAIL if failure is not None else Outcome.PASS), missing
+
+    @property
+    def watch_criteria(self) -> tuple[Any, ...]:
+        assert self.phase.watch is not None
+        return self.phase.watch.gate.criteria
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -195,7 +192,7 @@ async def one_run(plan: Plan, url: str, end: float, ticks: int) -> Mapping[str, 
     missing = 0
     try:
         for i in range(ticks + 10):
-            at = start + timedelta(seconds=CADENCE * (i % 1000))
+            at = start + timedelta(seconds=CADENCE * (i + 1))
             wall, cpu = time.perf_counter(), time.process_time()
             outcome, problems = await run.tick(at)
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
@@ -208,7 +205,7 @@ async def one_run(plan: Plan, url: str, end: float, ticks: int) -> Mapping[str, 
         await run.source.aclose()
     if missing or "FAIL" in outcomes:
         raise SystemExit(f"every look of the healthy history should have data: {missing} missing")
-    print(f"outcomes of the one run's looks: {outcomes} (the compare collects evidence)")
+    print(f"outcomes of the one run's looks: {outcomes} (PASS: the watch did not fail)")
     return {
         "wall_p50": statistics.median(walls),
         "wall_p90": quantile(walls, 0.9),
@@ -238,7 +235,7 @@ async def many_runs(
         while due < stop:
             await asyncio.sleep(max(0.0, due - loop.time()))
             late.append(loop.time() - due)
-            at = start + timedelta(seconds=CADENCE * (n % 1000))
+            at = start + timedelta(seconds=CADENCE * (n + 1))
             outcome, missing = await run.tick(at)
             if missing or outcome is Outcome.FAIL:
                 problems += 1
@@ -287,7 +284,7 @@ def main() -> None:
             if launcher is not None:
                 launcher.stop_all()
     print(f"target: {args.url or 'a Prometheus started here, 2 h of backfilled 5-s samples'}")
-    print("tick: Measurer.all(spans=False) + judge_gate, 5 criteria, 7 PromQL queries")
+    print("tick: the engine's Watcher.look, 5 criteria, 7 PromQL queries")
     print(
         f"one run, {args.ticks} ticks back to back: wall {single['wall_p50'] * 1e3:.2f} ms "
         f"(p90 {single['wall_p90'] * 1e3:.2f}), CPU {single['cpu_p50'] * 1e3:.2f} ms "

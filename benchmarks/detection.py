@@ -39,7 +39,9 @@ simulated clock) for a 1-hour phase and requires the engine's verdicts to equal 
 direct judge's, run by run.
 
 The simulation and the vectorised judge are in ``detection_sim.py``; the docs' tables come
-from ``detection_tables.py`` over the ``--json`` rows.
+from ``detection_tables.py`` over the ``--json`` rows. Detection through the engine with a
+5-s watch against checkpoints only, on the reference ramp's plan, is
+``detection_engine.py`` (every run through ``gatekeeper.Rollout``).
 
     taskset -c 1 .venv/bin/python benchmarks/detection.py --cells errors/base   # ~3 min
     taskset -c 1 .venv/bin/python benchmarks/detection.py --quick          # smoke: seconds

@@ -72,12 +72,13 @@ class Cell:
 
 
 class CountsReplica:
-    """``_judge.judge_counts`` (op ``<=``, factor 1) vectorised over runs: the tempered
-    conditional log-likelihood on the grid, the harm and the safety mixtures."""
+    """``_judge.judge_counts`` (op ``<=``) vectorised over runs: the tempered
+    conditional log-likelihood on the grid of ratios ``factor * 1.1^k``, the harm and
+    the safety mixtures."""
 
-    def __init__(self, runs: int, dispersion: float = 1.0) -> None:
+    def __init__(self, runs: int, dispersion: float = 1.0, factor: float = 1.0) -> None:
         ks = np.arange(-_judge.GRID_HALF, _judge.GRID_HALF + 1)
-        self.ratios = np.exp(ks * _judge.GRID_STEP)
+        self.ratios = factor * np.exp(ks * _judge.GRID_STEP)
         self.log_ratios = np.log(self.ratios)
         self.up = np.array([w for _, w in _judge.UP_WEIGHTS])
         self.down = np.array([w for _, w in _judge.DOWN_WEIGHTS])

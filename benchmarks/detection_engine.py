@@ -102,6 +102,9 @@ PLANS = ("checkpoints", "watch 5s")
 
 def build_plan(share: float, watch: bool) -> gatekeeper.Plan:
     text = PLAN.replace("{TRAFFIC}", f"{share * 100:g}") + (WATCH if watch else "")
+    if FACTOR != 1.2:  # --factor: the same criterion with another tolerance
+        written = "" if FACTOR == 1 else f" * {FACTOR:g}"
+        text = text.replace("baseline * 1.2", f"baseline{written}")
     return gatekeeper.plan_from_text(text, path="detection-engine.toml")
 
 
@@ -369,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default="", help="Write the rows to this file")
     parser.add_argument("--seed", type=int, default=20261128, help="Base seed")
     parser.add_argument("--render", nargs="*", default=None, help="Tables from --json files")
+    parser.add_argument(
+        "--factor", type=float, default=1.2, help="The criterion's tolerance (1: '<= baseline')"
+    )
     args = parser.parse_args(argv)
     if args.render is not None:
         loaded: list[dict[str, Any]] = []
@@ -377,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
                 loaded += json.load(handle)
         print(render(loaded))
         return 0
+    global FACTOR  # noqa: PLW0603 - one knob for the plan text and the replica
+    FACTOR = args.factor
     per_cell = parse_runs(args.runs)
     shares = [float(s) / 100 for s in args.shares.split(",")]
     started = time.perf_counter()

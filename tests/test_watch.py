@@ -394,3 +394,25 @@ def test_looks_fall_on_the_phases_grid(every: int, now: int) -> None:
     at = watcher._after(start + timedelta(seconds=now), timedelta(seconds=every))
     assert start + timedelta(seconds=now) < at <= start + timedelta(seconds=now + every)
     assert (at - start) % timedelta(seconds=every) == timedelta(0)
+
+
+def test_a_fail_only_criterion_collecting_again_is_not_stuck_without_data(tmp_path: Path) -> None:
+    """A fail-only compare never PASSes before the last checkpoint: once its counts come
+    back it is collecting evidence, which is data, and the watch says so once."""
+    the_plan = plan('"m < 1", "error_rate canary <= baseline * 1.2"')
+    rows = ["at,metric,value,variant", "0,m,0.5"]
+    for second in range(300, 1801, 10):  # no counts for the first 5 minutes
+        canary, baseline = second * 20, second * 180
+        rows += [
+            f"{second},error_rate.numerator,{canary // 100}",
+            f"{second},error_rate.denominator,{canary}",
+            f"{second},error_rate.numerator,{baseline // 100},baseline",
+            f"{second},error_rate.denominator,{baseline},baseline",
+        ]
+    path = tmp_path / "metrics.csv"
+    path.write_text("\n".join(rows) + "\n")
+    result, events = run(the_plan, path)
+    assert result.outcome is RunOutcome.ADVANCED
+    changes = [e.data["status"] for e in events if e.kind == "watch_changed"]
+    assert changes == ["no data", "passing"]
+    assert "data again" in next(e for e in events if e.data.get("status") == "passing").data["line"]

@@ -254,6 +254,11 @@ class Watcher:
                 del self.status[index]  # (passing is the quiet state: no news to tell)
             return False
         # INCONCLUSIVE: neither breaks a persistence run nor confirms it.
+        if collecting:  # a sequential test gathering evidence has data: no news but that
+            if self.status.get(index) == "no data":
+                await self._changed(index, "passing", at, f"{criterion.text}: data again")
+                del self.status[index]
+            return False
         last = self.seen.get(index, self.since or at)
         if at - last > self.watch.stale and self.status.get(index) != "no data":
             quiet = format_duration(at - last)

@@ -64,6 +64,7 @@ HORIZON = 4 * 3600.0
 TAIL = 600.0
 CHECKPOINTS = (900.0, 1800.0, 3600.0, 7200.0, 10800.0, 14400.0)
 FACTOR = 1.2
+FAIL_ONLY = False
 START = datetime(2026, 1, 5, 14, 0, tzinfo=UTC)
 _LOG_THRESHOLD = math.log(1.0 / ALPHA)
 CHUNK = 250  # runs simulated at a time (memory: looks x runs x 4 floats)
@@ -102,6 +103,13 @@ PLANS = ("checkpoints", "watch 5s")
 
 def build_plan(share: float, watch: bool) -> gatekeeper.Plan:
     text = PLAN.replace("{TRAFFIC}", f"{share * 100:g}") + (WATCH if watch else "")
+    if FAIL_ONLY:  # --fail-only: the gate's criterion (the watch shares its test)
+        text = text.replace(
+            'checkpoints = ["15m", "30m", "1h", "2h", "3h", "4h"]\n'
+            'gate = ["error_rate canary <= baseline * 1.2"]',
+            'checkpoints = ["15m", "30m", "1h", "2h", "3h", "4h"]\n'
+            'gate = [{ criterion = "error_rate canary <= baseline * 1.2", fail_only = true }]',
+        )
     if FACTOR != 1.2:  # --factor: the same criterion with another tolerance
         written = "" if FACTOR == 1 else f" * {FACTOR:g}"
         text = text.replace("baseline * 1.2", f"baseline{written}")
@@ -372,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default="", help="Write the rows to this file")
     parser.add_argument("--seed", type=int, default=20261128, help="Base seed")
     parser.add_argument("--render", nargs="*", default=None, help="Tables from --json files")
+    parser.add_argument("--fail-only", action="store_true", help="The criterion is fail_only")
     parser.add_argument(
         "--factor", type=float, default=1.2, help="The criterion's tolerance (1: '<= baseline')"
     )
@@ -383,8 +392,9 @@ def main(argv: list[str] | None = None) -> int:
                 loaded += json.load(handle)
         print(render(loaded))
         return 0
-    global FACTOR  # noqa: PLW0603 - one knob for the plan text and the replica
+    global FACTOR, FAIL_ONLY  # noqa: PLW0603 - knobs for the plan text and the replica
     FACTOR = args.factor
+    FAIL_ONLY = args.fail_only
     per_cell = parse_runs(args.runs)
     shares = [float(s) / 100 for s in args.shares.split(",")]
     started = time.perf_counter()

@@ -24,19 +24,21 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import httpx
 
 from .._httpbase import secret_problem
 from .._redact import Redactor, ShortSecretError, clip
 from .._units import format_duration
-from ._retry import (
+from ._retry import (  # HttpOutcome, query_budget, status_reason: re-exported
     BackoffWait,
+    HttpOutcome,
     RetryableStatus,
     RetryPolicy,
     describe_error,
+    query_budget,
     retryable,
     retryable_status,
+    status_reason,
 )
 from ._settings import HttpSettings, check_url, http_settings
 from ._transport import AsyncioTransport, release_shared, shared_transport
@@ -55,6 +57,8 @@ __all__ = [
     "http_settings",
     "query_budget",
     "source_span",
+    "status_reason",
+    "unix_time",
 ]
 
 TEXT_LIMIT = 200  # characters of a server's text (error, warning) a reason may quote
@@ -84,50 +88,6 @@ def merge_headers(*layers: Mapping[str, str]) -> dict[str, str]:
 
 
 Sleep = Callable[[float], Awaitable[None]]
-
-
-@attrs.frozen(kw_only=True)
-class HttpOutcome:
-    """The end of a request with its retries.
-
-    ``response`` is the last response (possibly a 5xx after the last attempt);
-    ``error`` says why there is no response (timed out, connection refused, ...);
-    ``attempts`` is how many requests were sent.
-    """
-
-    response: httpx.Response | None
-    error: str | None
-    attempts: int
-
-    @property
-    def retries(self) -> int:
-        return max(self.attempts - 1, 0)
-
-    def attempts_text(self) -> str:
-        return f"{self.attempts} attempt{'s' if self.attempts != 1 else ''}"
-
-    def failure(self) -> str:
-        """Why there is no response: ``connection refused (3 attempts)``."""
-        if self.attempts == 0:
-            return str(self.error)
-        return f"{self.error} ({self.attempts_text()})"
-
-
-def query_budget(query: Query, policy: RetryPolicy) -> float:
-    """Seconds one query may take with its retries: the source's ``deadline``,
-    shortened to what is left of the checkpoint (``query.deadline - query.at``).
-
-    Measured from the query's own ``at`` so a simulated clock (a rehearsal of a past
-    window) gets the same budget as a live run.
-    """
-    budget = policy.deadline
-    if query.deadline is not None:
-        left = (query.deadline - query.at).total_seconds()
-        if left > 0:
-            # End a little before the checkpoint's deadline, so the caller gets this
-            # source's own reason rather than its own time-out racing ours.
-            budget = min(budget, left - min(0.25, left * 0.1))
-    return budget
 
 
 class ResilientHttp:
@@ -477,12 +437,6 @@ class HttpSource:
 
     async def aclose(self) -> None:
         await self._http.aclose()
-
-
-def status_reason(outcome: HttpOutcome) -> str:
-    """``HTTP 503 after 3 attempts`` for a response that was not a success."""
-    assert outcome.response is not None
-    return f"HTTP {outcome.response.status_code} after {outcome.attempts_text()}"
 
 
 @contextmanager

@@ -9,6 +9,7 @@ import email.utils
 import math
 import random
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import attrs
 import httpx
@@ -23,14 +24,20 @@ from .._httpbase import (
 )
 from .._units import format_duration
 
+if TYPE_CHECKING:
+    from .._model import Query
+
 __all__ = [
     "RETRY_STATUSES",
     "BackoffWait",
+    "HttpOutcome",
     "RetryPolicy",
     "RetryableStatus",
     "describe_error",
+    "query_budget",
     "retryable",
     "retryable_status",
+    "status_reason",
     "tls_failure",
 ]
 
@@ -114,3 +121,53 @@ def describe_error(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, httpx.TransportError):
         return f"transport error ({type(exc).__name__})"
     return f"{type(exc).__name__}"
+
+
+@attrs.frozen(kw_only=True)
+class HttpOutcome:
+    """The end of a request with its retries.
+
+    ``response`` is the last response (possibly a 5xx after the last attempt);
+    ``error`` says why there is no response (timed out, connection refused, ...);
+    ``attempts`` is how many requests were sent.
+    """
+
+    response: httpx.Response | None
+    error: str | None
+    attempts: int
+
+    @property
+    def retries(self) -> int:
+        return max(self.attempts - 1, 0)
+
+    def attempts_text(self) -> str:
+        return f"{self.attempts} attempt{'s' if self.attempts != 1 else ''}"
+
+    def failure(self) -> str:
+        """Why there is no response: ``connection refused (3 attempts)``."""
+        if self.attempts == 0:
+            return str(self.error)
+        return f"{self.error} ({self.attempts_text()})"
+
+
+def query_budget(query: Query, policy: RetryPolicy) -> float:
+    """Seconds one query may take with its retries: the source's ``deadline``,
+    shortened to what is left of the checkpoint (``query.deadline - query.at``).
+
+    Measured from the query's own ``at`` so a simulated clock (a rehearsal of a past
+    window) gets the same budget as a live run.
+    """
+    budget = policy.deadline
+    if query.deadline is not None:
+        left = (query.deadline - query.at).total_seconds()
+        if left > 0:
+            # End a little before the checkpoint's deadline, so the caller gets this
+            # source's own reason rather than its own time-out racing ours.
+            budget = min(budget, left - min(0.25, left * 0.1))
+    return budget
+
+
+def status_reason(outcome: HttpOutcome) -> str:
+    """``HTTP 503 after 3 attempts`` for a response that was not a success."""
+    assert outcome.response is not None
+    return f"HTTP {outcome.response.status_code} after {outcome.attempts_text()}"

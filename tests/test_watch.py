@@ -416,3 +416,38 @@ def test_a_fail_only_criterion_collecting_again_is_not_stuck_without_data(tmp_pa
     changes = [e.data["status"] for e in events if e.kind == "watch_changed"]
     assert changes == ["no data", "passing"]
     assert "data again" in next(e for e in events if e.data.get("status") == "passing").data["line"]
+
+
+def test_the_watch_goes_on_across_a_step_up(tmp_path: Path) -> None:
+    """A stepped phase keeps its watch after the share goes up: the failure 5 minutes
+    into the second step rolls back before that step's checkpoint."""
+    stepped = PLAN.replace(
+        'traffic = 10\ncheckpoints = ["15m", "30m"]\n',
+        'steps = [{ traffic = 1, checkpoints = ["10m"] }, '
+        '{ traffic = 10, checkpoints = ["10m", "20m"] }]\n',
+    )
+    the_plan = plan_from_text(stepped.replace("{WATCH}", '"m < 1"'))
+    result, events = run(the_plan, recording(tmp_path, "0,m,0.5\n900,m,2"))
+    assert result.outcome is RunOutcome.ROLLED_BACK
+    step = next(e for e in events if e.kind == EventKind.STEP_STARTED)
+    decision = [e for e in events if e.kind == EventKind.DECISION][-1]
+    assert step.data["traffic"] == 10
+    assert decision.at - step.at == timedelta(minutes=5)
+    assert decision.data["reason"].startswith("watch at 15m into ramp, before its 10m@10% ")
+
+
+def test_the_watch_goes_on_while_a_checkpoint_holds_for_a_recheck(tmp_path: Path) -> None:
+    """An INCONCLUSIVE checkpoint holds and re-checks in 5 minutes; the watch keeps
+    looking meanwhile and a failure rolls back before the re-check."""
+    the_plan = plan(
+        '"m2 < 1"', **{"[metrics.error_rate]": '[metrics.m2]\nsource = "s"\n[metrics.error_rate]'}
+    )
+    # m is silent at 15m (the checkpoint holds); m2 fails at 16m.
+    path = recording(tmp_path, "0,m,0.5\n0,m2,0.5\n840,m,\n960,m2,2")
+    result, events = run(the_plan, path)
+    assert result.outcome is RunOutcome.ROLLED_BACK
+    decisions = [e for e in events if e.kind == EventKind.DECISION]
+    assert [d.data["action"] for d in decisions] == ["hold", "rollback"]
+    assert decisions[0].data.get("recheck_at") is not None
+    assert decisions[1].at - events[0].at == timedelta(minutes=16)
+    assert decisions[1].data["reason"].startswith("watch at 16m into ramp, before its 15m ")

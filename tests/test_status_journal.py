@@ -222,3 +222,41 @@ def test_a_waiting_phase_says_why_and_until_when() -> None:
     )
     state = run_state(info(), [*ramp_events()[:1], waits])
     assert "ramp starts at 14:00 (until 2026-01-01 14:00:00 UTC)" == state["waiting"]
+
+
+def test_status_says_how_the_watch_stands() -> None:
+    """A watched phase: the looks as of the last change or snapshot, and what is
+    failing or silent now (a criterion passing again leaves the list)."""
+    ramp = START + timedelta(hours=1)
+
+    def changed(minutes: int, criterion: str, status: str, looks: int) -> Event:
+        line = f"{criterion}: {status} (detail)"
+        data = {"criterion": criterion, "status": status, "looks": looks, "line": line}
+        return Event(
+            kind="watch_changed", at=ramp + timedelta(minutes=minutes), phase="ramp", data=data
+        )
+
+    snapshot = Event(
+        kind="watch_snapshot",
+        at=ramp + timedelta(minutes=10),
+        phase="ramp",
+        data={"looks": 120, "judges": {}, "looked": {}, "failing": {}},
+    )
+    events = ramp_events(
+        changed(2, "error_rate < 0.5% for 1m", "failing", 24),
+        changed(3, "latency_p99 < 200ms", "no data", 36),
+        changed(4, "error_rate < 0.5% for 1m", "passing", 48),
+        snapshot,
+    )
+    state = run_state(info(), events)
+    assert {
+        "looks": 120,
+        "at": snapshot.at.isoformat(),
+        "news": ["latency_p99 < 200ms: no data (detail)"],
+    } == state["watch"]
+    lines = describe_run(info(), events, now=ramp + timedelta(minutes=11))
+    assert (
+        "  watch: 120 looks by 2026-01-01 01:10:00 UTC; latency_p99 < 200ms: no data (detail)"
+        in lines
+    )
+    assert run_state(info(), ramp_events())["watch"] is None  # no watch, or not yet looked

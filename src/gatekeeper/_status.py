@@ -139,7 +139,9 @@ def run_state(
     last: Event | None = None  # the last decision of the phase in progress
     pending: list[Event] = []  # verdicts of the evaluation not decided yet
     verdicts: list[Event] = []  # those of the last decided evaluation
+    watch = _WatchView()
     for event in events:
+        watch.fold(event)
         if event.kind == "phase_started":
             phase, last, ended, waiting = event.phase, None, False, ""
             phase_started = _when(event.data.get("started_at")) or event.at
@@ -177,13 +179,44 @@ def run_state(
         "last_decision": None,
         "approve": None,
         "reject": None,
+        "watch": None,
     }
     if asked and waiting and info.status in ("running", "held"):
         state["approve"], state["reject"] = answer_commands(info.run_id, asked, command_args)
     state["last_decision"] = _decision(last, verdicts)
+    if not ended:
+        state["watch"] = watch.data()
     if info.status == "running" and phase is not None and phase_started is not None and not ended:
         state.update(_ahead(info, events, plan, phase, phase_started, last))
     return state
+
+
+class _WatchView:
+    """The phase in progress's watch, from its journaled changes and snapshots."""
+
+    def __init__(self) -> None:
+        self.looks: int | None = None
+        self.at: datetime | None = None
+        self.news: dict[str, str] = {}  # criterion -> its line, while not passing
+
+    def fold(self, event: Event) -> None:
+        if event.kind == "phase_started":
+            self.looks, self.at, self.news = None, None, {}
+        elif event.kind == "watch_snapshot":
+            self.looks, self.at = int(event.data.get("looks", 0)), event.at
+        elif event.kind == "watch_changed":
+            self.looks, self.at = int(event.data.get("looks", 0)), event.at
+            criterion = str(event.data.get("criterion", ""))
+            if event.data.get("status") == "passing":
+                self.news.pop(criterion, None)
+            else:
+                self.news[criterion] = str(event.data.get("line", ""))
+
+    def data(self) -> dict[str, Any] | None:
+        if self.looks is None:
+            return None
+        at = self.at.isoformat() if self.at is not None else None
+        return {"looks": self.looks, "at": at, "news": list(self.news.values())}
 
 
 def _ahead(
@@ -279,6 +312,12 @@ def describe_run(
         lines.append(f"  run ends ~{due('run_ends_at')}{approvals}")
     elif state["next_checkpoint"]:
         lines.append(f"  next checkpoint {state['next_checkpoint']}")
+    watch = state["watch"]
+    if watch is not None:
+        at = _when(watch["at"])
+        when = f" by {_clock(at)}" if at is not None else ""
+        health = "; ".join(watch["news"]) or "nothing failing"
+        lines.append(f"  watch: {watch['looks']:,} looks{when}; {health}")
     decision = state["last_decision"]
     if decision is not None:
         lines.append(

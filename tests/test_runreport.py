@@ -277,3 +277,28 @@ def test_notification_attempts_have_their_own_section(bad: tuple[RunInfo, list[E
     assert "<h2>Notifications</h2>" in page
     others = page.split("<h2>Other events</h2>", 1)[1] if "<h2>Other events</h2>" in page else ""
     assert "notification" not in others  # attempts have their section, not "other events"
+
+
+def test_a_metric_line_never_crosses_from_one_phase_into_the_next() -> None:
+    """Values of two phases (with a wait between) are two lines, not one drawn across
+    the wait: the report shows only what was measured."""
+    from gatekeeper._charts import Series, TimeAxis, line_chart  # noqa: PLC0415
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    axis = TimeAxis.over(
+        [t0, t0 + timedelta(hours=1), t0 + timedelta(hours=14), t0 + timedelta(hours=15)]
+    )
+    points = (
+        (t0 + timedelta(minutes=15), 0.1),
+        (t0 + timedelta(minutes=30), 0.2),
+        (t0 + timedelta(hours=14, minutes=15), 0.3),
+        (t0 + timedelta(hours=14, minutes=30), 0.4),
+    )
+    svg = line_chart(
+        title="m",
+        axis=axis,
+        show=str,
+        label=lambda at: at.isoformat(),
+        series=[Series(label="m", css="canary", points=points)],
+    )
+    assert 2 == svg.count("<polyline")

@@ -8,6 +8,7 @@ phase gets an equal width and time is linear inside a phase.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -43,6 +44,14 @@ class TimeAxis:
 
     def _segments(self) -> list[tuple[datetime, datetime]]:
         return [(a, b) for a, b in zip(self.breaks, self.breaks[1:], strict=False) if b > a]
+
+    def segment(self, at: datetime) -> int:
+        """Which of the equal-width segments ``at`` falls in (a phase, or a wait)."""
+        segments = self._segments()
+        for index, (_, b) in enumerate(segments):
+            if at <= b:
+                return index
+        return max(len(segments) - 1, 0)
 
     def x(self, at: datetime) -> float:
         segments = self._segments()
@@ -202,13 +211,14 @@ def line_chart(
         )
     for s in series:
         finite = [(at, v) for at, v in s.points if math.isfinite(v)]
-        if not finite:
-            continue
-        path = " ".join(f"{_f(axis.x(at))},{_f(y(v))}" for at, v in finite)
-        parts.append(
-            f'<polyline class="series {escape(s.css)}" points="{path}">'
-            f"<title>{escape(s.label)}</title></polyline>"
-        )
+        # One line per segment (a phase, a wait): a line drawn across a wait or from one
+        # phase into the next would show values nobody measured.
+        for _, run in itertools.groupby(finite, key=lambda point: axis.segment(point[0])):
+            path = " ".join(f"{_f(axis.x(at))},{_f(y(v))}" for at, v in run)
+            parts.append(
+                f'<polyline class="series {escape(s.css)}" points="{path}">'
+                f"<title>{escape(s.label)}</title></polyline>"
+            )
     for m in marks:
         x = _f(axis.x(m.at))
         if m.value is None or not math.isfinite(m.value):

@@ -23,7 +23,6 @@ from .._model import (
     GateResult,
     Kind,
     Measurement,
-    OnFail,
     Outcome,
     Phase,
     Verdict,
@@ -34,7 +33,7 @@ from .events import EventKind, decision_data, measurement_data, verdict_data
 from .judging import Looked, judge_gate, summarize
 from .replay import CheckpointProgress
 from .waits import until_allowed
-from .watch import WatchFailure, watch_until
+from .watch import WatchFailure, failure_decision, journal_failure, watch_until
 
 if TYPE_CHECKING:
     from .rollout import Rollout
@@ -298,11 +297,9 @@ def _journal_look(
     measurements: Iterable[Measurement],
     looked: Looked,
     attempt: int,
-    *,
-    watch: bool = False,
 ) -> None:
     ctx = rollout.ctx
-    mark = {"attempt": attempt, "watch": True} if watch else {"attempt": attempt}
+    mark = {"attempt": attempt}
     phase = state.phase
     for m in measurements:
         ctx.journal(
@@ -418,24 +415,12 @@ async def _watch_failed(
     failure: WatchFailure,
     attempt: int,
 ) -> CheckpointResult:
-    """The watch failed before ``checkpoint``: the phase's ``on_fail`` applies at once
-    (no failure limit: persistence is the watch's guard against noise). Journaled as
-    that checkpoint's decision, so a resumed run never judges the phase again."""
-    phase = state.phase
+    """The watch failed before ``checkpoint``: journaled as that checkpoint's decision,
+    so a resumed run never judges the phase again; the phase's ``on_fail`` at once."""
     result = attrs.evolve(failure.result, checkpoint=checkpoint.name, attempt=attempt)
-    measurements = {(m.metric, m.variant): m for v in result.verdicts for m in v.measurements}
-    looked = Looked(result=result, judges={})
-    _journal_look(rollout, state, checkpoint, measurements.values(), looked, attempt, watch=True)
+    journal_failure(rollout, state, checkpoint.name, result, attempt)
     why = f"{failure.reason}, before its {checkpoint.name} checkpoint: " + "; ".join(failure.failed)
-    if phase.policy.on_fail is OnFail.ROLLBACK:
-        decision = Decision(action=Action.ROLLBACK, reason=why)
-    else:
-        decision = Decision(
-            action=Action.HOLD,
-            reason=f"{why}: held for a person (on_fail = hold); "
-            f"'gatekeeper resume {rollout.run_id} --by NAME' or 'gatekeeper rollback "
-            f"{rollout.run_id}'",
-        )
+    decision = failure_decision(rollout, state.phase, why)
     item = _decided(rollout, state, checkpoint, result, decision)
     await _stop(rollout, state, result, decision)
     return item

@@ -21,11 +21,15 @@ import attrs
 
 from .._criteria import judge_relative, judge_threshold
 from .._model import (
+    Action,
     Criterion,
+    Decision,
     GateResult,
     Kind,
     Measurement,
+    OnFail,
     Outcome,
+    Phase,
     Reference,
     Verdict,
     Watch,
@@ -34,14 +38,23 @@ from .._model import (
 from .._results import WATCH_DECIDED
 from .._units import format_duration
 from .context import PhaseState
-from .events import EventKind
+from .events import EventKind, measurement_data, verdict_data
 from .judging import compare_verdict, share_over
 from .measure import Key
 
 if TYPE_CHECKING:
     from .rollout import Rollout
 
-__all__ = ["SNAPSHOT", "SUMMARY", "WatchFailure", "WatchReport", "Watcher", "watch_until"]
+__all__ = [
+    "SNAPSHOT",
+    "SUMMARY",
+    "WatchFailure",
+    "WatchReport",
+    "Watcher",
+    "failure_decision",
+    "journal_failure",
+    "watch_until",
+]
 
 #: How often the judges' state is journaled while every look passes (run time).
 SNAPSHOT = timedelta(minutes=10)
@@ -320,6 +333,35 @@ class Watcher:
             f"{self.watch.gate.criteria[i].metric} e={e:.2g}" for i, e in self.evidence.items()
         ]
         return ", ".join([f"{self.looks:,} looks in {span}", health, *evidence])
+
+
+def failure_decision(rollout: Rollout, phase: Phase, reason: str) -> Decision:
+    """What a watch's failure decides: the phase's ``on_fail`` at once — no failure
+    limit (persistence is the watch's guard against noise)."""
+    if phase.policy.on_fail is OnFail.ROLLBACK:
+        return Decision(action=Action.ROLLBACK, reason=reason)
+    return Decision(
+        action=Action.HOLD,
+        reason=f"{reason}: held for a person (on_fail = hold); "
+        f"'gatekeeper resume {rollout.run_id} --by NAME' or 'gatekeeper rollback "
+        f"{rollout.run_id}'",
+    )
+
+
+def journal_failure(
+    rollout: Rollout, state: PhaseState, checkpoint: str, result: GateResult, attempt: int
+) -> None:
+    """The failing look, whole: its measurements and verdicts, marked as the watch's
+    (replay never takes them for a checkpoint's own look)."""
+    ctx = rollout.ctx
+    mark = {"attempt": attempt, "watch": True}
+    seen = {(m.metric, m.variant): m for v in result.verdicts for m in v.measurements}
+    for m in seen.values():
+        data = {**measurement_data(m), **mark}
+        ctx.journal(EventKind.MEASUREMENT, phase=result.phase, checkpoint=checkpoint, data=data)
+    for v in result.verdicts:
+        data = {**verdict_data(v), **mark}
+        ctx.journal(EventKind.VERDICT, phase=result.phase, checkpoint=checkpoint, data=data)
 
 
 async def watch_until(rollout: Rollout, state: PhaseState, due: datetime) -> WatchFailure | None:

@@ -7,7 +7,9 @@ import random
 import tempfile
 from pathlib import Path
 
+import fleetcrashrun
 from fleetkillrun import kill_until_done, outcome, reference
+from gatekeeper.store.sqlite import SQLiteStore
 
 KILLS = 30
 
@@ -27,3 +29,27 @@ def test_sigkills_at_random_moments_change_nothing() -> None:
         assert (1 if bad else 0) == report.exit_code
         assert reference(bad) == outcome(directory), directory
     assert kills >= KILLS
+
+
+def test_a_fleet_killed_after_journaling_its_end_is_reported_not_resumed() -> None:
+    """Killed between journaling ``fleet_ended`` and marking the run finished (a moment
+    the random kills found): run again, the fleet run is reported as it ended — no
+    ``fleet_resumed``, no second end — and its status is completed."""
+    directory = Path(tempfile.mkdtemp())
+    assert 1 == fleetcrashrun.run(directory, bad=True).exit_code
+    store = SQLiteStore(directory / "journal.sqlite3")
+    try:
+        (fleet,) = [r for r in store.runs() if r.plan.endswith("@fleet")]
+        store.set_status(fleet.run_id, "running")  # the status the dead process left
+    finally:
+        store.close()
+    again = fleetcrashrun.run(directory, bad=True)
+    assert 1 == again.exit_code
+    assert "already finished" in again.reason
+    assert reference(True) == outcome(directory)
+    store = SQLiteStore(directory / "journal.sqlite3")
+    try:
+        (fleet,) = [r for r in store.runs() if r.plan.endswith("@fleet")]
+        assert "rolled back" == fleet.status
+    finally:
+        store.close()

@@ -24,7 +24,7 @@ from .._clock import SimulatedClock
 from .._model import Outcome, RunOutcome, RunResult, Split
 from .._protocols import Clock, Event, MetricSource, RunInfo, Store, TrafficBackend
 from ..exceptions import GatekeeperError
-from ..store.base import LeasingStore
+from ..store.base import FINISHED_STATUSES, LeasingStore
 from .bake import requests_served
 from .journal import FleetEvent, FleetState, replay_fleet
 from .model import ENTRY_PHASE, Fleet, FleetOnFail, Wave, fleet_name
@@ -109,13 +109,11 @@ class FleetRun:
             if got.created:
                 self.journal(FleetEvent.STARTED, digest=self.fleet.digest)
                 return None
-            self._resumable(got.run)
-            return None
+            return got.run if self._resumable(got.run) else None
         runs = [r for r in store.runs() if r.plan == name and r.status != "restarted"]
         if runs and runs[-1].status not in ("advanced", "rolled back") and not self.restart:
             self.run_id = runs[-1].run_id
-            self._resumable(runs[-1])
-            return None
+            return runs[-1] if self._resumable(runs[-1]) else None
         if runs and not self.restart:
             latest: RunInfo = runs[-1]
             self.run_id = latest.run_id
@@ -124,7 +122,10 @@ class FleetRun:
         self.journal(FleetEvent.STARTED, digest=self.fleet.digest)
         return None
 
-    def _resumable(self, info: RunInfo) -> None:
+    def _resumable(self, info: RunInfo) -> bool:
+        """Pick up an unfinished fleet run; True when its journal shows it had in fact
+        finished (the process died between journaling its end and marking the run):
+        its status is completed and it is reported, not run again."""
         if info.plan_digest != self.fleet.digest:
             self._release()
             raise GatekeeperError(
@@ -140,9 +141,15 @@ class FleetRun:
         if not self.state.started:  # created, then killed before its first event
             self.journal(FleetEvent.STARTED, digest=self.fleet.digest)
             self.state.started = True
-        if self.state.ended is not None:  # held or interrupted before: on again
-            self.journal(FleetEvent.RESUMED, after=str(self.state.ended.get("outcome")))
+        if self.state.ended is not None:
+            outcome = str(self.state.ended.get("outcome"))
+            if outcome in FINISHED_STATUSES:
+                self.store.set_status(info.run_id, outcome)
+                return True
+            # Held or interrupted before: on again.
+            self.journal(FleetEvent.RESUMED, after=outcome)
             self.state.ended = None
+        return False
 
     def _release(self) -> None:
         if self.lease is not None:

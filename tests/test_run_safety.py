@@ -330,6 +330,29 @@ def test_a_finished_run_is_reported_not_repeated(tmp_path: Path) -> None:
     assert written != (tmp_path / "split.json").stat().st_mtime_ns
 
 
+def test_a_run_killed_after_journaling_its_end_is_reported_not_resumed(tmp_path: Path) -> None:
+    """Killed between journaling ``run_ended`` and marking the run finished: the next
+    ``gatekeeper run`` reports it (and completes its status), never resumes or ends it
+    a second time."""
+    write_plan(tmp_path)
+    assert 0 == gatekeeper_cli(tmp_path, "run", "gates.toml").returncode
+    store = SQLiteStore(tmp_path / "gates.journal.sqlite3")
+    try:
+        store.set_status(last_run(tmp_path), "running")  # what the dead process left
+    finally:
+        store.close()
+    before = [k for k, _ in journal(tmp_path)]
+    again = gatekeeper_cli(tmp_path, "run", "gates.toml")
+    assert 0 == again.returncode, again.stdout + again.stderr
+    assert "already finished" in again.stdout
+    assert before == [k for k, _ in journal(tmp_path)]  # no "resumed", no second end
+    store = SQLiteStore(tmp_path / "gates.journal.sqlite3")
+    try:
+        assert "advanced" == store.runs()[-1].status
+    finally:
+        store.close()
+
+
 # -- 6. the balancer's truth ------------------------------------------------------------
 
 

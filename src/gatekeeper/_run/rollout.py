@@ -287,7 +287,7 @@ class Rollout:
                     f"(gatekeeper rollback {found.run_id}), or start over with --restart"
                 )
             await resume(self, found.run_id, found.status, found.started_at, selected)
-            return self.run_id
+            return self.result.run_id if self.result is not None else self.run_id
         try:
             check_previous_phase(self, selected)
         except GatekeeperError:

@@ -56,7 +56,7 @@ async def claim(rollout: Rollout, phases: Sequence[Phase]) -> RunInfo | None:
                 return info
             journal = replay(rollout.plan, info.run_id, store.events(info.run_id))
             if set(names) <= set(journal.phases) or info.run_id == after:
-                rollout.result = _reported(rollout, info, journal)
+                rollout.result = _reported(rollout, info.run_id, journal)
                 rollout.reported = True
                 return info
             after = info.run_id  # phases it did not cover: a new run, atomically
@@ -70,7 +70,7 @@ async def claim(rollout: Rollout, phases: Sequence[Phase]) -> RunInfo | None:
             return None
         journal = replay(rollout.plan, latest.run_id, store.events(latest.run_id))
         if set(names) <= set(journal.phases):
-            rollout.result = _reported(rollout, latest, journal)
+            rollout.result = _reported(rollout, latest.run_id, journal)
             rollout.reported = True
             return latest
         return None
@@ -96,20 +96,20 @@ def _abandon(rollout: Rollout, info: RunInfo, why: str) -> None:
     rollout.store.set_status(info.run_id, "restarted")
 
 
-def _reported(rollout: Rollout, info: RunInfo, journal: Journal) -> RunResult:
+def _reported(rollout: Rollout, run_id: str, journal: Journal) -> RunResult:
     """A finished run, as its journal tells it: nothing is done again."""
     reason = ""
-    for event in reversed(rollout.store.events(info.run_id)):
+    for event in reversed(rollout.store.events(run_id)):
         if event.kind == EventKind.RUN_ENDED:
             reason = str(event.data.get("reason", ""))
             break
     outcome = RunOutcome(journal.finished) if journal.finished in FINISHED else RunOutcome.ERROR
     return RunResult(
-        run_id=info.run_id,
+        run_id=run_id,
         plan=rollout.plan.name,
         outcome=outcome,
         reason=(
-            f"run {info.run_id} already finished ({outcome.value}: {reason}); nothing was "
+            f"run {run_id} already finished ({outcome.value}: {reason}); nothing was "
             "done again: pass --restart (restart=True) to start the plan over"
         ),
         phases=(),
@@ -158,6 +158,12 @@ async def resume(
     rollout: Rollout, run_id: str, status: str, started_at: datetime, phases: Sequence[Phase]
 ) -> None:
     journal = replay(rollout.plan, run_id, rollout.store.events(run_id))
+    if journal.finished in FINISHED:
+        # The run ended in its journal; the process died before marking it finished.
+        rollout.store.set_status(run_id, journal.finished)
+        rollout.result = _reported(rollout, run_id, journal)
+        rollout.reported = True
+        return
     rollout.journal_state = journal
     advance = getattr(rollout.clock, "advance_to", None)
     if advance is not None and journal.last_at is not None:

@@ -33,6 +33,7 @@ __all__ = [
     "collecting",
     "compare_verdict",
     "judge_gate",
+    "relative_verdict",
     "share_over",
     "summarize",
 ]
@@ -75,12 +76,7 @@ def judge_gate(
         if criterion.kind in (Kind.THRESHOLD, Kind.COUNT):
             verdicts.append(judge_threshold(criterion, metric, canary))
         elif criterion.kind is Kind.RELATIVE:
-            reference = (
-                measured.get((metric.name, "baseline", False))
-                if criterion.reference is Reference.BASELINE
-                else prerun.get(metric.name)
-            )
-            verdicts.append(judge_relative(criterion, metric, canary, reference))
+            verdicts.append(relative_verdict(criterion, metric, measured, prerun))
         elif criterion.kind is Kind.STABLE:
             verdicts.append(_stable(criterion, metric, measured, history, at, since_start, canary))
         else:
@@ -104,6 +100,21 @@ def judge_gate(
         phase=phase.name, checkpoint=checkpoint, at=at, verdicts=tuple(verdicts), attempt=attempt
     )
     return Looked(result=result, judges=states)
+
+
+def relative_verdict(
+    criterion: Criterion,
+    metric: Metric,
+    measured: Mapping[Key, Measurement],
+    prerun: Mapping[str, Measurement],
+) -> Verdict:
+    """``metric OP baseline * f`` or ``OP prerun * f``, on the reference it names."""
+    reference = (
+        measured.get((metric.name, "baseline", False))
+        if criterion.reference is Reference.BASELINE
+        else prerun.get(metric.name)
+    )
+    return judge_relative(criterion, metric, measured[(metric.name, "canary", False)], reference)
 
 
 def _stable(

@@ -101,9 +101,6 @@ class Measurer:
         """Ask the metric's source (both halves of a ratio at once)."""
         metric = need.metric
         source = self.sources[metric.source]
-        if getattr(source, "instant", False):
-            # Answers from memory, never blocks: no task, time-out or thread.
-            spans = False
         by_name = bool(getattr(source, "by_metric_name", False))
         window = metric.window or window or DEFAULT_CHECK_WINDOW
         args = {**self.plan.args, **metric.args}
@@ -139,12 +136,13 @@ class Measurer:
     async def _ask(
         self, source: MetricSource, query: Query, need: Need, spans: bool = True
     ) -> Measurement:
-        if getattr(source, "instant", False) and need.window is None:
-            try:  # from memory: no task, time-out, thread or span
+        instant = bool(getattr(source, "instant", False))
+        if instant and need.window is None:
+            try:  # from memory, never blocks: no task, time-out, thread or span
                 answer: object = await source.query(query)  # type: ignore[misc]
             except Exception as exc:  # noqa: BLE001 - a broken source is a reason, never a pass
                 return failed(query, f"source error: {type(exc).__name__}: {exc}")
-        elif spans:
+        elif spans and not instant:
             attributes = {"gatekeeper.metric": query.metric, "gatekeeper.variant": query.variant}
             with self.span("gatekeeper.query", attributes):
                 answer = await self._bounded(source, query, need)

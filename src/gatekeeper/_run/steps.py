@@ -7,9 +7,9 @@ apply the effect → only then tell the observers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -81,21 +81,25 @@ def resumed_phase(rollout: Rollout, phase: Phase) -> PhaseState | None:
     return state
 
 
-def _restore_judges(state: PhaseState, saved: dict[str, dict[str, object]]) -> None:
+def _by_criterion(state: PhaseState, saved: Mapping[str, Any]) -> dict[int, Any]:
+    """Values journaled by criterion text, keyed by the gate's criterion index."""
+    criteria = state.phase.gate.criteria
+    return {i: saved[c.text] for i, c in enumerate(criteria) if c.text in saved}
+
+
+def _restore_judges(state: PhaseState, saved: Mapping[str, Any]) -> None:
     """Sequential test states from the journal, by criterion text."""
     if not saved:
         return
     from .. import _judge as judge  # noqa: PLC0415
 
-    for index, criterion in enumerate(state.phase.gate.criteria):
-        if criterion.text in saved:
-            state.judges[index] = judge.state_from_dict(saved[criterion.text])
+    for index, value in _by_criterion(state, saved).items():
+        state.judges[index] = judge.state_from_dict(value)
 
 
-def _restore_looks(state: PhaseState, looked: dict[str, float]) -> None:
-    for index, criterion in enumerate(state.phase.gate.criteria):
-        if criterion.text in looked:
-            state.looks[index] = float(looked[criterion.text])
+def _restore_looks(state: PhaseState, looked: Mapping[str, Any]) -> None:
+    for index, value in _by_criterion(state, looked).items():
+        state.looks[index] = float(value)
 
 
 def unapproved(

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .._criteria import judge_relative, judge_threshold
+from .._criteria import judge_threshold
 from .._model import (
     Action,
     Criterion,
@@ -30,7 +30,6 @@ from .._model import (
     OnFail,
     Outcome,
     Phase,
-    Reference,
     Verdict,
     Watch,
     compare,
@@ -39,7 +38,7 @@ from .._results import WATCH_DECIDED
 from .._units import format_duration
 from .context import PhaseState
 from .events import EventKind, measurement_data, verdict_data
-from .judging import compare_verdict, share_over
+from .judging import compare_verdict, relative_verdict, share_over
 from .measure import Key
 
 if TYPE_CHECKING:
@@ -207,12 +206,7 @@ class Watcher:
                 return None
             return judge_threshold(criterion, metric, canary)
         if criterion.kind is Kind.RELATIVE:
-            reference = (
-                measured.get((metric.name, "baseline", False))
-                if criterion.reference is Reference.BASELINE
-                else rollout.prerun.get(metric.name)
-            )
-            return judge_relative(criterion, metric, canary, reference)
+            return relative_verdict(criterion, metric, measured, rollout.prerun)
         gate_index = self.shared[index]
         verdict, judge = compare_verdict(
             state.phase,

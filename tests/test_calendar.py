@@ -11,14 +11,13 @@ from gatekeeper._calendar import (
     Calendar,
     Freeze,
     Hours,
-    StartAt,
     WeeklyFreeze,
     Window,
     YearlyFreeze,
-    ask_moment,
     format_days,
     resolve_local,
 )
+from gatekeeper._calendar_start import StartAt, ask_moment
 from gatekeeper._calendar_text import describe_wait
 
 BERLIN = ZoneInfo("Europe/Berlin")

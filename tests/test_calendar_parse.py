@@ -9,15 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gatekeeper._calendar import (
-    Calendar,
-    Freeze,
-    Hours,
-    StartAt,
-    WeeklyFreeze,
-    Window,
-    YearlyFreeze,
-)
+from gatekeeper._calendar import Calendar, Freeze, Hours, WeeklyFreeze, Window, YearlyFreeze
 from gatekeeper._calendar_parse import (
     parse_ask_at,
     parse_calendar,
@@ -28,6 +20,7 @@ from gatekeeper._calendar_parse import (
     parse_timezone,
     parse_window_name,
 )
+from gatekeeper._calendar_start import StartAt
 from gatekeeper._locate import PathPart, format_path, locate
 from gatekeeper.exceptions import PlanError
 

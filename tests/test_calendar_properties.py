@@ -18,7 +18,6 @@ from gatekeeper._calendar import (
     Calendar,
     Freeze,
     Hours,
-    StartAt,
     WeeklyFreeze,
     Window,
     YearlyFreeze,
@@ -30,6 +29,7 @@ from gatekeeper._calendar_parse import (
     parse_calendar,
     parse_freeze,
 )
+from gatekeeper._calendar_start import StartAt
 from gatekeeper._calendar_text import describe_wait
 from gatekeeper._locate import PathPart
 

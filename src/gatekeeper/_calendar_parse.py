@@ -42,13 +42,13 @@ from ._calendar import (
     Calendar,
     Freeze,
     Hours,
-    StartAt,
     WeeklyFreeze,
     Window,
     YearlyFreeze,
     format_days,
     resolve_local,
 )
+from ._calendar_start import StartAt
 from ._locate import PathPart
 
 __all__ = [
@@ -359,7 +359,7 @@ def parse_ask_at(
     value: Any, key: Key, error: ErrorFactory, *, zone: ZoneInfo | None = None
 ) -> StartAt:
     """Like :func:`parse_start_at` without ``+Nd``: the go/no-go is asked at the last
-    such time before the phase's start (see :func:`gatekeeper._calendar.ask_moment`)."""
+    such time before the phase's start (see :func:`gatekeeper._calendar_start.ask_moment`)."""
     ask = parse_start_at(value, key, error, zone=zone)
     if ask.days_later:
         raise error(key, "ask_at is a time of day or a timestamp; '+Nd' belongs to start_at")

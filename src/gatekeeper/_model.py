@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._calendar import Calendar, StartAt
+from ._calendar import Calendar
+from ._calendar_start import StartAt
 
 # The vocabulary lives in a leaf module (no import cycle with the grammar); re-exported.
 from ._results import (

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._calendar import Calendar, StartAt
+from ._calendar import Calendar
 from ._calendar_parse import parse_ask_at, parse_calendar, parse_start_at, parse_window_name
+from ._calendar_start import StartAt
 from ._locate import PathPart
 from ._planload import LoaderBase
 

@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from .._approval import ApprovalState, Approver
-from .._calendar import StartAt
+from .._calendar_start import StartAt
 from .._clock import SystemClock
 from .._model import (
     Action,

@@ -12,7 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from .._calendar import Calendar, ask_moment
+from .._calendar import Calendar
+from .._calendar_start import ask_moment
 from .._calendar_text import describe_wait
 from .._model import Action, Decision, Outcome, Phase
 from .context import PhaseState

@@ -88,3 +88,14 @@ def test_the_http_backend_refuses_credentials_in_a_url_like_the_sources() -> Non
     with pytest.raises(ConfigError) as info:
         http.create({"url": "http://user:hunter2@127.0.0.1:1/split"}, context())
     assert "hunter2" not in str(info.value)
+
+
+def test_a_refused_url_is_echoed_without_its_query_string() -> None:
+    """A token in a query string never reaches the message of a refused URL."""
+    from gatekeeper._httpbase import check_url  # noqa: PLC0415
+    from gatekeeper.exceptions import ConfigError  # noqa: PLC0415
+
+    with pytest.raises(ConfigError) as caught:
+        check_url("ftp://flags.internal/api?token=hunter2-secret#frag", key="url")
+    assert "hunter2" not in str(caught.value)
+    assert "ftp://flags.internal/api" in str(caught.value)

@@ -25,6 +25,7 @@ __all__ = [
     "check_url",
     "retryable",
     "retryable_status",
+    "safe_url",
     "secret_problem",
     "tls_failure",
 ]
@@ -51,7 +52,14 @@ def check_url(url: str, *, key: str) -> None:
             "credentials do not belong in the URL: use basic_auth or bearer_token_env", key=key
         )
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"expected an http:// or https:// URL, got {shown(url)}", key=key)
+        got = shown(safe_url(url))
+        raise ConfigError(f"expected an http:// or https:// URL, got {got}", key=key)
+
+
+def safe_url(url: str) -> str:
+    """The URL without its query string and fragment (where tokens sometimes hide)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.scheme else parts.path
 
 
 def secret_problem(name: str, value: str | None, *, in_header: bool = True) -> str | None:

@@ -23,7 +23,6 @@ import string
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import tenacity
@@ -34,6 +33,7 @@ from .._httpbase import (
     check_url,
     retryable,
     retryable_status,
+    safe_url,
     secret_problem,
 )
 from .._model import Split
@@ -215,13 +215,13 @@ class HttpBackend:
             response = exc.response
         except (httpx.HTTPError, UnicodeEncodeError) as exc:
             raise TrafficError(
-                f"http {method} {_safe(url)} failed after {self.attempts} attempt(s): "
+                f"http {method} {safe_url(url)} failed after {self.attempts} attempt(s): "
                 f"{type(exc).__name__}: {self._clean(str(exc))}",
                 wanted=wanted,
             ) from None
         if not response.is_success:
             raise TrafficError(
-                f"http {method} {_safe(url)} answered {response.status_code} "
+                f"http {method} {safe_url(url)} answered {response.status_code} "
                 f"{self._clean(response.reason_phrase, 80)}: "
                 f"{self._clean(response.text)!r}",
                 wanted=wanted,
@@ -234,31 +234,32 @@ class HttpBackend:
             value = extract(response.json(), self.path)
         except (ValueError, KeyError) as exc:
             raise TrafficError(
-                f"http GET {_safe(self.get_url)}: cannot read {self.path!r}: "
+                f"http GET {safe_url(self.get_url)}: cannot read {self.path!r}: "
                 f"{self._clean(str(exc))}",
                 wanted=wanted,
             ) from None
         if not isinstance(value, int | float) or isinstance(value, bool) or math.isnan(value):
             raise TrafficError(
-                f"http GET {_safe(self.get_url)}: {self.path!r} is "
+                f"http GET {safe_url(self.get_url)}: {self.path!r} is "
                 f"{self._clean(repr(value), 80)}, not a number",
                 wanted=wanted,
             )
         share = float(value) * (100.0 if self.scale == "fraction" else 1.0)
         if not 0.0 <= share <= 100.0:
             raise TrafficError(
-                f"http GET {_safe(self.get_url)}: {self.path!r} gives {share:g}%, outside [0, 100]",
+                f"http GET {safe_url(self.get_url)}: {self.path!r} gives {share:g}%, "
+                "outside [0, 100]",
                 wanted=wanted,
             )
         return share
 
     def get_split(self) -> Split:
-        return Split(canary=self._read(None), detail=f"http {_safe(self.get_url)}")
+        return Split(canary=self._read(None), detail=f"http {safe_url(self.get_url)}")
 
     def set_split(self, canary_percent: float) -> Split:
         """GET; PUT/POST unless already there; GET again and verify within ``tolerance``."""
         check_share(canary_percent)
-        detail = f"http {_safe(self.get_url)}"
+        detail = f"http {safe_url(self.get_url)}"
         current = self._read(canary_percent)
         if abs(current - canary_percent) <= self.tolerance:
             return Split(canary=current, detail=detail)
@@ -275,18 +276,12 @@ class HttpBackend:
         actual = self._read(canary_percent)
         if abs(actual - canary_percent) > self.tolerance:
             raise TrafficError(
-                f"http {self.method} {_safe(self.url)} succeeded but GET reads {actual:g}% "
+                f"http {self.method} {safe_url(self.url)} succeeded but GET reads {actual:g}% "
                 f"(wanted {canary_percent:g}% ± {self.tolerance:g})",
                 wanted=canary_percent,
                 actual=actual,
             )
         return Split(canary=actual, detail=detail)
-
-
-def _safe(url: str) -> str:
-    """The URL without its query string (where tokens sometimes hide)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
 def _url(opts: Options, key: str, *, required: bool) -> str | None:

@@ -7,6 +7,7 @@ a value."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 from collections.abc import Awaitable, Callable
@@ -367,3 +368,48 @@ def test_sources_in_one_loop_share_one_pool_until_the_last_closes() -> None:
             return server
 
     assert asyncio.run(go()).connections == 2
+
+
+def test_a_server_that_never_answers_does_not_take_the_slots_of_another() -> None:
+    """The transport is shared by every source of a loop; its limit on requests in
+    flight is per origin, so a hung server leaves the others their slots."""
+
+    async def scenario() -> tuple[type[BaseException] | None, int]:
+        held: list[asyncio.StreamWriter] = []
+        release = asyncio.Event()
+
+        async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            held.append(writer)
+            await release.wait()
+            writer.close()
+
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+            writer.close()
+
+        hung = await asyncio.start_server(hang, "127.0.0.1", 0)
+        good = await asyncio.start_server(answer, "127.0.0.1", 0)
+        hung_port = hung.sockets[0].getsockname()[1]
+        good_port = good.sockets[0].getsockname()[1]
+        transport = AsyncioTransport(max_connections=1)
+        async with httpx.AsyncClient(transport=transport, timeout=5.0) as client:
+            stuck = asyncio.ensure_future(client.get(f"http://127.0.0.1:{hung_port}/"))
+            await asyncio.sleep(0.1)  # the hung server holds its origin's one slot
+            response = await client.get(
+                f"http://127.0.0.1:{good_port}/", timeout=httpx.Timeout(2.0, pool=0.5)
+            )
+            stuck.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stuck
+        release.set()
+        for server in (hung, good):
+            server.close()
+            await server.wait_closed()
+        for writer in held:
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+        return None, response.status_code
+
+    assert (None, 200) == asyncio.run(scenario())

@@ -74,7 +74,7 @@ def _timeouts(request: httpx.Request) -> dict[str, float | None]:
 class AsyncioTransport(httpx.AsyncBaseTransport):
     """HTTP/1.1 with keep-alive over asyncio streams (see the module's docstring).
 
-    ``max_connections`` bounds requests in flight (waiting for a slot counts against
+    ``max_connections`` bounds requests in flight per origin (waiting for a slot counts against
     the ``pool`` timeout); ``max_keepalive`` idle connections per origin are kept for
     ``keepalive_expiry`` seconds. A request on a reused connection that the server
     had already closed (no byte of a response received) is sent once more on a new
@@ -91,7 +91,10 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
     ) -> None:
         self._verify = verify
         self._ssl: ssl.SSLContext | None = None
-        self._slots = asyncio.Semaphore(max_connections)
+        # Requests in flight per origin: the pool is shared by every source of the loop,
+        # and a server that never answers must not take the slots of the others.
+        self._max_connections = max_connections
+        self._slots: dict[Origin, asyncio.Semaphore] = {}
         self._max_keepalive = max_keepalive
         self._expiry = keepalive_expiry
         self._idle: dict[Origin, list[_Connection]] = {}
@@ -117,14 +120,17 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
         origin: Origin = (scheme, url.host, url.port or (443 if scheme == "https" else 80))
         timeouts = _timeouts(request)
         body = b"".join([part async for part in request.stream])  # type: ignore[union-attr]
-        if self._slots.locked():
+        slots = self._slots.get(origin)
+        if slots is None:
+            slots = self._slots[origin] = asyncio.Semaphore(self._max_connections)
+        if slots.locked():
             try:
                 async with asyncio.timeout(timeouts["pool"]):
-                    await self._slots.acquire()
+                    await slots.acquire()
             except TimeoutError:
                 raise httpx.PoolTimeout("no free connection slot", request=request) from None
         else:
-            await self._slots.acquire()
+            await slots.acquire()
         try:
             connection = self._reuse(origin)
             if connection is not None:
@@ -140,7 +146,7 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
                     "the server closed the connection without a response", request=request
                 ) from None
         finally:
-            self._slots.release()
+            slots.release()
 
     def _reuse(self, origin: Origin) -> _Connection | None:
         idle = self._idle.get(origin)

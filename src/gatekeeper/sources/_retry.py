@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 import attrs
 import httpx
-import tenacity
 
 from .._httpbase import (
     RETRY_STATUSES,
@@ -80,16 +79,12 @@ def _retry_after(response: httpx.Response) -> float | None:
     return max(seconds, 0.0)
 
 
-class BackoffWait(tenacity.wait.wait_base):
+class BackoffWait:
     """Exponential backoff with jitter; a ``Retry-After`` (capped) takes precedence."""
 
     def __init__(self, policy: RetryPolicy) -> None:
         self._policy = policy
         self._cap = policy.max_retry_after
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        return self.seconds(retry_state.attempt_number, exc)
 
     def seconds(self, attempt_number: int, exc: BaseException | None) -> float:
         """The wait after attempt ``attempt_number`` (1 = the first) failed with ``exc``."""
@@ -98,7 +93,6 @@ class BackoffWait(tenacity.wait.wait_base):
             if after is not None:
                 return min(after, self._cap)
         # backoff * 2^(n-1), capped, plus up to `jitter` seconds of random spread
-        # (spelled out: tenacity renamed wait_exponential_jitter's arguments across versions)
         policy = self._policy
         exponential = policy.backoff * 2 ** (attempt_number - 1)
         spread = random.uniform(0, policy.jitter)  # noqa: S311 - jitter, not cryptography

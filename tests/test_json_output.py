@@ -249,5 +249,7 @@ def test_a_phase_wait_is_a_documented_line() -> None:
     lines = JsonLines(out)
     lines.gatekeeper_phase_waiting(view, plan.phase("ramp"), clock.now(), "ramp starts now")
     lines.gatekeeper_phase_waiting(view, plan.phase("ramp"), None, "held by alice")
-    for text in out.getvalue().splitlines():
-        check_event(json.loads(text), origin="live")
+    written = [json.loads(text) for text in out.getvalue().splitlines()]
+    assert ["phase_waiting", "phase_waiting"] == [line["kind"] for line in written]
+    for line in written:
+        check_event(line, origin="live")

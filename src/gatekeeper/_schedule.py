@@ -215,12 +215,20 @@ class Progress:
     def __init__(self, phases: Sequence[str] | None = None) -> None:
         self.phases = tuple(phases or ())
         self.started: dict[str, datetime] = {}
+        # Built once per plan: an observer asks at every checkpoint, and a schedule's
+        # lookups (PhaseSchedule._positions) are cached on the objects it keeps.
+        self._schedules: dict[int, tuple[Plan, tuple[PhaseSchedule, ...]]] = {}
 
     def schedule(self, plan: Plan) -> tuple[PhaseSchedule, ...]:
+        kept = self._schedules.get(id(plan))
+        if kept is not None and kept[0] is plan:
+            return kept[1]
         try:
-            return schedule_of(plan.select(self.phases))
+            built = schedule_of(plan.select(self.phases))
         except KeyError:
-            return schedule_of(plan.phases)
+            built = schedule_of(plan.phases)
+        self._schedules[id(plan)] = (plan, built)
+        return built
 
     def outlook(
         self,
@@ -235,7 +243,8 @@ class Progress:
             return None
         start = self.started.get(phase.name)
         if start is None:  # a resumed run: as the next checkpoint's time implies
-            offset = schedule_of([phase])[0].offset(next_checkpoint)
+            mine = [p for p in self.schedule(plan) if p.name == phase.name]
+            offset = (mine[0] if mine else schedule_of([phase])[0]).offset(next_checkpoint)
             start = now if offset is None else next_at - offset
         return outlook(
             self.schedule(plan),

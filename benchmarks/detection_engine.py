@@ -14,7 +14,7 @@ one phase shaped like the reference plan's ramp (examples/progressive-rollout):
   ``[phases.watch] every = "5s"`` with the compare criterion (one e-process, looked at
   every 5 s and at the checkpoints).
 
-The streams are ``detection_sim.simulate_errors``'s (200 requests/s in total, Poisson
+The streams are ``detection_sim.draw``'s (200 requests/s in total, Poisson
 requests and binomial errors per 5-s look, baseline error rate 0.2 %, the canary's rate
 times the regression from the phase's start); both plans see the same streams, run by
 run. Beside them, on the same streams:
@@ -50,7 +50,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from detection_sim import ALPHA, LOOK, Array, Cell, CountsReplica, Record, simulate_errors
+from detection_sim import ALPHA, LOOK, Array, CountsReplica, Scenario, draw
 from scipy import stats
 
 import gatekeeper
@@ -218,12 +218,10 @@ def run_cell(share: float, effect: float, runs: int, seed: int, index: int) -> C
     chunk_index = 0
     while done < runs:
         size = min(CHUNK, runs - done)
-        cell = Cell(group="errors", scenario="engine", share=share, effect=effect)
-        record = Record(keep=size)
         rng = np.random.default_rng([seed, index, chunk_index])
-        simulate_errors(cell, size, HORIZON + TAIL, rng, record)
-        chunk = np.stack(record.counts)  # looks x runs x 4, cumulative
-        oracle = cell.fail["oracle"]
+        streams = draw(Scenario("errors", "engine", share, effect), size, HORIZON + TAIL, rng)
+        chunk = streams.cum  # looks x runs x 4, cumulative
+        oracle = streams.oracle
         cell_result.oracle += [float(t) if t <= HORIZON else math.inf for t in oracle]
         expected = {
             "watch 5s": direct(chunk, list(range(1, looks_all + 1))),

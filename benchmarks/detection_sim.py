@@ -1,12 +1,16 @@
-"""The simulation behind ``detection.py``: the scenarios' data, the judge's arithmetic
-vectorised over runs (a copy of ``gatekeeper._judge`` checked against it), the oracle
-and the cross-checks. ``detection.py`` holds the cells, the engine check and the report.
+"""The data behind ``detection.py``: each scenario's streams, the oracle, the z-test at
+every look, and the judge's arithmetic vectorised over runs (a copy of
+``gatekeeper._judge`` the engine's decisions are checked against, run by run).
+
+``draw`` returns every run's *cumulative* counts per look (what a Prometheus
+``increase(...[{{window}}])`` since the phase started answers), so the engine and the
+copies see the same numbers.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -24,70 +28,116 @@ BASE_ERROR = 0.002
 AR_PHI = 0.995
 DRIFT_SD = 0.5
 BURST_SD = 0.3
+#: the per-arm bursts' correlation time: lag-1 correlation 0.995 per 5 s
+BURST_LASTING = -LOOK / math.log(AR_PHI)
 LAT_MEDIAN = 0.040
 LAT_SHIFT = 1.2
 ORDERS = 20.0
 MEANS_LOOK = 60.0
 REVENUE_BOUNDS = (0.0, 100.0)
 _LOG_THRESHOLD = math.log(1.0 / ALPHA)
-#: a plan of six compare criteria: each spends alpha / 6 of the rollout's budget
-BUDGET_SHARES = 6
-_SPLIT_THRESHOLD = math.log(BUDGET_SHARES / ALPHA)
-SPLIT_SUFFIX = f" at alpha/{BUDGET_SHARES}"
-SPLIT_NAME = f"judge phi=1{SPLIT_SUFFIX}"
 _Z = float(stats.norm.isf(ALPHA))
 
+COLUMNS = {
+    "errors": ("errors canary", "requests canary", "errors baseline", "requests baseline"),
+    "latency": (
+        "slow50 canary",
+        "slow90 canary",
+        "all canary",
+        "slow50 baseline",
+        "slow90 baseline",
+        "all baseline",
+    ),
+    "revenue": (
+        "n canary",
+        "sum canary",
+        "sumsq canary",
+        "n baseline",
+        "sum baseline",
+        "sumsq baseline",
+    ),
+}
 
-@dataclass
-class Cell:
-    """One scenario and regression; ``results`` maps a judge's name to its per-run
-    first FAIL time and first PASS time (``inf``: never)."""
+
+@dataclass(frozen=True)
+class Scenario:
+    """One kind of data at one canary share and one regression (``effect``: the error
+    rate's ratio, the latencies' or the revenue's scale; 1 is a healthy canary)."""
 
     group: str
-    scenario: str
+    name: str
     share: float
-    effect: float
+    effect: float = 1.0
     rate: float = RATE
     look: float = LOOK
     knob: str = ""
     param: float = 0.0
-    dispersions: tuple[float, ...] = (1.0,)
     dist: str = ""
     op: str = "<="
-    fail: dict[str, Array] = field(default_factory=dict)
-    passed: dict[str, Array] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    @property
-    def name(self) -> str:
-        effect = "healthy" if self.effect == 1.0 else f"x{self.effect:g}"
-        return f"{self.group}/{self.scenario} {effect} @{self.share * 100:g}%"
 
     @property
     def healthy(self) -> bool:
         return self.effect == 1.0
+
+    @property
+    def label(self) -> str:
+        effect = "healthy" if self.healthy else f"x{self.effect:g}"
+        return f"{self.group}/{self.name} {effect} @{self.share * 100:g}%"
+
+
+@dataclass
+class Streams:
+    """Every run's cumulative data per look (``looks x runs x columns``), and the first
+    FAIL time of the oracle and of the z-test at every look (``inf``: none)."""
+
+    cum: Array
+    oracle: Array
+    zlook: Array | None
+    look: float
 
 
 # --------------------------------------------------------------------------- judges
 
 
 class CountsReplica:
-    """``_judge.judge_counts`` (op ``<=``) vectorised over runs: the tempered
-    conditional log-likelihood on the grid of ratios ``factor * 1.1^k``, the harm and
-    the safety mixtures."""
+    """``_judge.judge_counts`` (op ``<=``) vectorised over runs: the tempered conditional
+    log-likelihood on the grid of ratios ``factor * 1.1^k``, the harm and the safety
+    mixtures; the tempering is the declared ``dispersion`` or what the declared
+    ``bursts`` (size, lasting seconds) imply at the look's rates, as the library does."""
 
-    def __init__(self, runs: int, dispersion: float = 1.0, factor: float = 1.0) -> None:
+    def __init__(
+        self,
+        runs: int,
+        dispersion: float = 1.0,
+        factor: float = 1.0,
+        bursts: tuple[float, float] | None = None,
+    ) -> None:
         ks = np.arange(-_judge.GRID_HALF, _judge.GRID_HALF + 1)
+        self.factor = factor
         self.ratios = factor * np.exp(ks * _judge.GRID_STEP)
         self.log_ratios = np.log(self.ratios)
         self.up = np.array([w for _, w in _judge.UP_WEIGHTS])
         self.down = np.array([w for _, w in _judge.DOWN_WEIGHTS])
         self.loglik = np.zeros((runs, ks.size))
-        self.temper = 1.0 / dispersion
+        self.dispersion = dispersion
+        self.bursts = None if bursts is None else _judge.Bursts(size=bursts[0], lasting_s=bursts[1])
+        self.cum = np.zeros((runs, 4))
         self.max_harm = np.zeros(runs)
         self.max_safe = np.zeros(runs)
 
-    def update(self, ce: Array, ct: Array, be: Array, bt: Array) -> None:
+    def update(self, ce: Array, ct: Array, be: Array, bt: Array, elapsed: float = 0.0) -> None:
+        self.cum += np.stack([ce, ct, be, bt], axis=1)
+        temper = np.full(ce.size, self.dispersion)
+        if self.bursts is not None:
+            baseline = self.cum[:, 2] / elapsed
+            canary = self.factor * baseline * self.cum[:, 1] / np.maximum(self.cum[:, 3], 1e-300)
+            harmonic = np.where(
+                (canary > 0) & (baseline > 0),
+                canary * baseline / np.maximum(canary + baseline, 1e-300),
+                0.0,
+            )
+            inflation = 1.0 + 4.0 * self.bursts.lasting_s * self.bursts.strength * harmonic
+            temper = np.maximum(temper, inflation)
         ok = (ct > 0) & (bt > 0) & (ce + be > 0)
         if not ok.any():
             return
@@ -96,7 +146,7 @@ class CountsReplica:
         log_den = np.log(self.ratios[None, :] * share + (1.0 - share))
         inc = ce[rows, None] * (self.log_ratios[None, :] + np.log(share) - log_den)
         inc += be[rows, None] * (np.log1p(-share) - log_den)
-        loglik = self.loglik[rows] + self.temper * inc
+        loglik = self.loglik[rows] + inc / temper[rows, None]
         self.loglik[rows] = loglik
         h = _judge.GRID_HALF
         center = loglik[:, h : h + 1]
@@ -151,7 +201,7 @@ def means_harm(canary: Arm, baseline: Arm, *, upper: bool) -> Array:
     at_left = (a_l <= b_l) if above else (a_l >= b_l)
     at_right = (a_r >= b_r) if above else (a_r <= b_r)
     inside, outside = left.copy(), right.copy()
-    for _ in range(60):
+    for _ in range(_judge.means.BISECTIONS):
         middle = 0.5 * (inside + outside)
         a, b = pair(middle)
         go_right = (a > b) == above
@@ -166,11 +216,11 @@ def means_harm(canary: Arm, baseline: Arm, *, upper: bool) -> Array:
     return out - math.log(2.0)
 
 
-# --------------------------------------------------------------------------- simulation
+# --------------------------------------------------------------------------- streams
 
 
 def _ar1(rng: np.random.Generator, state: Array | None, runs: int, sd: float) -> Array:
-    if state is None:
+    if state is None:  # stationary from the start: a burst may be under way
         return rng.normal(0.0, sd, runs)
     return AR_PHI * state + rng.normal(0.0, sd * math.sqrt(1.0 - AR_PHI**2), runs)
 
@@ -179,34 +229,34 @@ def _first(times: Array, hit: NDArray[np.bool_], now: float) -> None:
     times[hit & np.isinf(times)] = now
 
 
-@dataclass
-class Record:
-    """Cumulative counts of the first runs, per look, for the library cross-check."""
+def draw(scenario: Scenario, runs: int, horizon: float, rng: np.random.Generator) -> Streams:
+    """Every run's cumulative data, the oracle's and the z-test's FAIL times."""
+    if scenario.group == "errors":
+        return _errors(scenario, runs, horizon, rng)
+    if scenario.group == "latency":
+        return _latency(scenario, runs, horizon, rng)
+    return _means(scenario, runs, horizon, rng)
 
-    keep: int = 4
-    counts: list[Array] = field(default_factory=list)
 
-
-def simulate_errors(
-    cell: Cell, runs: int, horizon: float, rng: np.random.Generator, record: Record | None = None
-) -> None:
-    """Error counts under the cell's scenario; every judge on the same streams."""
-    looks = int(horizon / cell.look)
-    judges = {f"judge phi={d:g}": CountsReplica(runs, d) for d in cell.dispersions}
-    names = [*judges, *([SPLIT_NAME] if 1.0 in cell.dispersions else []), "oracle", "z/look"]
-    fail = {name: np.full(runs, np.inf) for name in names}
-    passed = {name: np.full(runs, np.inf) for name in judges}
+def _errors(cell: Scenario, runs: int, horizon: float, rng: np.random.Generator) -> Streams:
+    """Requests Poisson per look and arm, errors binomial at 0.2 % (the canary's times
+    the regression), moved by the scenario's knob."""
+    looks = round(horizon / cell.look)
+    out = np.zeros((looks, runs, 4))
+    oracle_at, z_at = np.full(runs, np.inf), np.full(runs, np.inf)
     cum = np.zeros((4, runs))
+    # the oracle: Wald's SPRT on the canary's own errors, knowing the baseline's rate and
+    # the true regression (for a healthy canary: designed for x2)
     p1 = BASE_ERROR * (cell.effect if not cell.healthy else 2.0)
     hit, miss = math.log(p1 / BASE_ERROR), math.log1p(-p1) - math.log1p(-BASE_ERROR)
     oracle = np.zeros(runs)
     shared: Array | None = None
     bursts: list[Array | None] = [None, None]
     phase = rng.uniform(0.0, 2 * math.pi, runs)
-    for look in range(1, looks + 1):
-        now = look * cell.look
+    for look in range(looks):
+        now = (look + 1) * cell.look
         volume = np.ones(runs)
-        if cell.knob == "diurnal":
+        if cell.knob == "diurnal":  # x0.3-3.3 over a 4-hour sine, a random phase per run
             volume = 1.8 + 1.5 * np.sin(2 * math.pi * now / HORIZON + phase)
         mean_requests = cell.rate * cell.look * volume
         nc = rng.poisson(mean_requests * cell.share).astype(np.float64)
@@ -233,24 +283,17 @@ def simulate_errors(
             ec = rng.binomial(nc.astype(np.int64), np.minimum(pc, 1.0)).astype(np.float64)
             eb = rng.binomial(nb.astype(np.int64), np.minimum(pb, 1.0)).astype(np.float64)
         cum += np.stack([ec, nc, eb, nb])
-        if record is not None:
-            record.counts.append(cum[:, : record.keep].T.copy())
-        for name, judge in judges.items():
-            judge.update(ec, nc, eb, nb)
-            _first(fail[name], judge.max_harm >= _LOG_THRESHOLD, now)
-            if name + SPLIT_SUFFIX in fail:  # the same judge at a 1/6 share of the budget
-                _first(fail[name + SPLIT_SUFFIX], judge.max_harm >= _SPLIT_THRESHOLD, now)
-            _first(passed[name], judge.max_safe >= _LOG_THRESHOLD, now)
+        out[look] = cum.T
         oracle += ec * hit + (nc - ec) * miss
-        _first(fail["oracle"], oracle >= _LOG_THRESHOLD, now)
+        _first(oracle_at, oracle >= _LOG_THRESHOLD, now)
         pooled = (cum[0] + cum[2]) / np.maximum(cum[1] + cum[3], 1.0)
         se = np.sqrt(
             pooled * (1 - pooled) * (1 / np.maximum(cum[1], 1) + 1 / np.maximum(cum[3], 1))
         )
         diff = cum[0] / np.maximum(cum[1], 1) - cum[2] / np.maximum(cum[3], 1)
         z = np.where(se > 0, diff / np.where(se > 0, se, 1.0), 0.0)
-        _first(fail["z/look"], z > _Z, now)
-    cell.fail, cell.passed = fail, passed
+        _first(z_at, z > _Z, now)
+    return Streams(cum=out, oracle=oracle_at, zlook=z_at, look=cell.look)
 
 
 def _edges() -> Array:
@@ -278,54 +321,46 @@ def _bucket_probs(dist: str, scale: float) -> Array:
     return np.asarray(np.diff(cdf), dtype=np.float64)  # 41 buckets, the last is +Inf
 
 
-def simulate_latency(
-    cell: Cell, runs: int, horizon: float, rng: np.random.Generator, record: Record | None = None
-) -> None:
-    """Histogram latencies; the judge on the share slower than the baseline's p90 bound,
-    the oracle on the canary's whole histogram."""
-    looks = int(horizon / cell.look)
+def _latency(cell: Scenario, runs: int, horizon: float, rng: np.random.Generator) -> Streams:
+    """Histogram latencies (40 buckets): per arm, the requests slower than the
+    baseline's p50 and p90 bucket bounds and all requests; the oracle on the canary's
+    whole histogram."""
+    looks = round(horizon / cell.look)
     edges = _edges()
     p0 = _bucket_probs(cell.dist, 1.0)
     pc = _bucket_probs(cell.dist, cell.effect)
     p1 = _bucket_probs(cell.dist, cell.effect if not cell.healthy else LAT_SHIFT)
     weights = np.log(np.maximum(p1, 1e-300) / np.maximum(p0, 1e-300))
-    # one judge per tail bound: the baseline's p50 and p90 bucket bounds
-    tails = {}
-    for quantile in (0.5, 0.9):
-        slow_index = int(np.argmax(np.isclose(edges, tail_bound(cell.dist, quantile)))) + 1
-        tails[f"tail p{quantile * 100:.0f}"] = (slow_index, float(p0[slow_index:].sum()))
-    judges = {name: CountsReplica(runs) for name in tails}
-    fail = {name: np.full(runs, np.inf) for name in [*judges, "oracle"]}
-    fail[f"tail p50{SPLIT_SUFFIX}"] = np.full(runs, np.inf)
-    passed = {name: np.full(runs, np.inf) for name in judges}
-    oracle = np.zeros(runs)
-    cum = np.zeros((4, runs))
+    slow = [int(np.argmax(np.isclose(edges, tail_bound(cell.dist, q)))) + 1 for q in (0.5, 0.9)]
+    out = np.zeros((looks, runs, 6))
+    cum = np.zeros((runs, 6))
+    oracle, oracle_at = np.zeros(runs), np.full(runs, np.inf)
     lam_c = cell.rate * cell.look * cell.share * pc
     lam_b = cell.rate * cell.look * (1.0 - cell.share)
-    for look in range(1, looks + 1):
-        now = look * cell.look
+    for look in range(looks):
+        now = (look + 1) * cell.look
         hc = rng.poisson(lam_c, (runs, lam_c.size)).astype(np.float64)
-        all_c = hc.sum(axis=1)
         hb = rng.multinomial(rng.poisson(lam_b, runs), p0).astype(np.float64)
-        all_b = hb.sum(axis=1)
-        for name, judge in judges.items():
-            slow_index, _ = tails[name]
-            slow_c, slow_b = hc[:, slow_index:].sum(axis=1), hb[:, slow_index:].sum(axis=1)
-            if name == "tail p90":
-                cum += np.stack([slow_c, all_c, slow_b, all_b])
-                if record is not None:
-                    record.counts.append(cum[:, : record.keep].T.copy())
-            judge.update(slow_c, all_c, slow_b, all_b)
-            _first(fail[name], judge.max_harm >= _LOG_THRESHOLD, now)
-            if name + SPLIT_SUFFIX in fail:  # the same judge at a 1/6 share of the budget
-                _first(fail[name + SPLIT_SUFFIX], judge.max_harm >= _SPLIT_THRESHOLD, now)
-            _first(passed[name], judge.max_safe >= _LOG_THRESHOLD, now)
+        cum += np.stack(
+            [
+                hc[:, slow[0] :].sum(axis=1),
+                hc[:, slow[1] :].sum(axis=1),
+                hc.sum(axis=1),
+                hb[:, slow[0] :].sum(axis=1),
+                hb[:, slow[1] :].sum(axis=1),
+                hb.sum(axis=1),
+            ],
+            axis=1,
+        )
+        out[look] = cum
         oracle += hc @ weights
-        _first(fail["oracle"], oracle >= _LOG_THRESHOLD, now)
-    cell.fail, cell.passed = fail, passed
+        _first(oracle_at, oracle >= _LOG_THRESHOLD, now)
+    return Streams(cum=out, oracle=oracle_at, zlook=None, look=cell.look)
 
 
-def _revenue(rng: np.random.Generator, dist: str, size: int, scale: float) -> Array:
+def revenue(rng: np.random.Generator, dist: str, size: int, scale: float) -> Array:
+    """Revenue per order: lognormal (median 1) or Lomax (scale 1, tail 1.5) times
+    ``scale``, clipped to the bounds the metric declares."""
     if dist == "lomax":
         values = (rng.random(size) ** (-1 / 1.5) - 1.0) * scale
     else:
@@ -333,102 +368,98 @@ def _revenue(rng: np.random.Generator, dist: str, size: int, scale: float) -> Ar
     return np.minimum(values, REVENUE_BOUNDS[1])
 
 
-def simulate_means(
-    cell: Cell, runs: int, horizon: float, rng: np.random.Generator, record: Record | None = None
-) -> None:
-    """Revenue per order clipped to the declared bounds; ``judge_means`` with bounds."""
-    looks = int(horizon / MEANS_LOOK)
-    fail = {"judge": np.full(runs, np.inf), "oracle": np.full(runs, np.inf)}
-    moments = np.zeros((6, runs))  # n, s, q canary; n, s, q baseline
+def _means(cell: Scenario, runs: int, horizon: float, rng: np.random.Generator) -> Streams:
+    """Orders at 20/s in total; each arm's n, sum and sum of squares of its clipped
+    revenue. The oracle: a normal SPRT on the canary's orders knowing the baseline's mean
+    and variance and the true shift (for a healthy canary: designed for a 20 % shift
+    the wrong way)."""
+    looks = round(horizon / cell.look)
+    out = np.zeros((looks, runs, 6))
+    moments = np.zeros((runs, 6))
     upper = cell.op == "<="
-    oracle = np.zeros(runs)
+    oracle, oracle_at = np.zeros(runs), np.full(runs, np.inf)
     run_ids = np.arange(runs)
-    # oracle: a normal SPRT on the canary's orders knowing the baseline's mean and
-    # variance and the true shift (designed for x0.8 / x1.2 when healthy)
-    reference = _revenue(np.random.default_rng(7), cell.dist, 2_000_000, 1.0)
-    shifted = _revenue(
-        np.random.default_rng(8),
-        cell.dist,
-        2_000_000,
-        cell.effect if not cell.healthy else (1.2 if upper else 0.8),
-    )
+    reference = revenue(np.random.default_rng(7), cell.dist, 2_000_000, 1.0)
+    scale = cell.effect if not cell.healthy else (1.2 if upper else 0.8)
+    shifted = revenue(np.random.default_rng(8), cell.dist, 2_000_000, scale)
     mu0, var0 = float(reference.mean()), float(reference.var())
     delta = float(shifted.mean()) - mu0
-    for look in range(1, looks + 1):
-        now = look * MEANS_LOOK
-        arms = []
-        for share, scale in ((cell.share, cell.effect), (1.0 - cell.share, 1.0)):
-            counts = rng.poisson(ORDERS * MEANS_LOOK * share, runs)
-            values = _revenue(rng, cell.dist, int(counts.sum()), scale)
+    for look in range(looks):
+        now = (look + 1) * cell.look
+        parts = []
+        for share, factor in ((cell.share, cell.effect), (1.0 - cell.share, 1.0)):
+            counts = rng.poisson(ORDERS * cell.look * share, runs)
+            values = revenue(rng, cell.dist, int(counts.sum()), factor)
             owner = np.repeat(run_ids, counts)
-            arms.append(
-                (
-                    counts.astype(np.float64),
-                    np.bincount(owner, values, runs),
-                    np.bincount(owner, values * values, runs),
-                    values,
-                    owner,
-                )
-            )
-        moments += np.stack(
-            [arms[0][0], arms[0][1], arms[0][2], arms[1][0], arms[1][1], arms[1][2]]
-        )
-        if record is not None:
-            record.counts.append(moments[:, : record.keep].T.copy())
-        harm = means_harm(
-            (moments[0], moments[1], moments[2]), (moments[3], moments[4], moments[5]), upper=upper
-        )
-        _first(fail["judge"], harm >= _LOG_THRESHOLD, now)
-        n_look, s_look = arms[0][0], arms[0][1]
-        oracle += (delta * (s_look - n_look * mu0) - n_look * delta * delta / 2.0) / var0
-        _first(fail["oracle"], oracle >= _LOG_THRESHOLD, now)
-    cell.fail, cell.passed = fail, {}
+            parts += [
+                counts.astype(np.float64),
+                np.bincount(owner, values, runs),
+                np.bincount(owner, values * values, runs),
+            ]
+        step = np.stack(parts, axis=1)
+        moments += step
+        out[look] = moments
+        oracle += (delta * (step[:, 1] - step[:, 0] * mu0) - step[:, 0] * delta * delta / 2) / var0
+        _first(oracle_at, oracle >= _LOG_THRESHOLD, now)
+    return Streams(cum=out, oracle=oracle_at, zlook=None, look=cell.look)
 
 
 # --------------------------------------------------------------------------- checks
 
 
-def cross_check(cell: Cell, record: Record, looks: int) -> float:
-    """Largest gap between the library's log e-value and the replica's over the first
-    ``looks`` looks of the recorded runs (both are running maxima)."""
-    worst = 0.0
-    per_look = np.stack(record.counts[:looks])  # looks x runs x 4
-    for run in range(min(2, per_look.shape[1])):
-        for dispersion in cell.dispersions:
-            state: _judge.CountsState | None = None
-            replica = CountsReplica(1, dispersion)
-            previous = np.zeros(4)
-            for look in range(looks):
-                ce, ct, be, bt = (float(v) for v in per_look[look, run])
-                state, result = _judge.judge_counts(
-                    state, ce, ct, be, bt, alpha=ALPHA, dispersion=dispersion
-                )
-                inc = per_look[look, run] - previous
-                previous = per_look[look, run]
-                replica.update(*(np.array([v]) for v in inc))
-                mine = min(float(replica.max_harm[0]), 700.0)
-                worst = max(worst, abs(math.log(result.e_value) - mine))
-    return worst
+def replica_fail_times(
+    streams: Streams,
+    *,
+    group: str,
+    column: int = 0,
+    op: str = "<=",
+    dispersion: float = 1.0,
+    bursts: tuple[float, float] | None = None,
+    factor: float = 1.0,
+    threshold: float = _LOG_THRESHOLD,
+) -> Array:
+    """The first look at which the judge's copy, fed every look's cumulative data, has
+    harm at ``exp(threshold)`` (inf: never): what the engine must decide, run by run.
+    ``column`` picks the latency bound (0: p50, 1: p90)."""
+    looks, runs, _ = streams.cum.shape
+    times = np.full(runs, np.inf)
+    previous = np.zeros(streams.cum.shape[1:])
+    replica = CountsReplica(runs, dispersion=dispersion, factor=factor, bursts=bursts)
+    for look in range(looks):
+        now = streams.cum[look]
+        elapsed = (look + 1) * streams.look
+        if group == "revenue":
+            harm = means_harm(
+                (now[:, 0], now[:, 1], now[:, 2]),
+                (now[:, 3], now[:, 4], now[:, 5]),
+                upper=op == "<=",
+            )
+            times[(harm >= threshold) & np.isinf(times)] = elapsed
+            continue
+        inc = now - previous
+        previous = now
+        if group == "latency":
+            replica.update(inc[:, column], inc[:, 2], inc[:, 3 + column], inc[:, 5], elapsed)
+        else:
+            replica.update(inc[:, 0], inc[:, 1], inc[:, 2], inc[:, 3], elapsed)
+        times[(replica.max_harm >= threshold) & np.isinf(times)] = elapsed
+    return times
 
 
-def means_check(cell: Cell, rng: np.random.Generator, looks: int) -> float:
-    """The means replica's log harm e-value against the library's own computation
-    (``_judge.means`` before the running maximum, so healthy data that never gather
-    evidence still compare), at the cell's effect and at a canary 0.6 and 1.6 times
-    the baseline, so both signs of evidence are compared."""
+def means_check(rng: np.random.Generator, dist: str, op: str, looks: int) -> float:
+    """The means copy's log harm e-value against the library's own computation
+    (``_judge.evidence_apart``, before the running maximum) on a canary 0.6, 1 and 1.6
+    times the baseline: the largest gap."""
     lo, hi = REVENUE_BOUNDS
     worst = 0.0
-    upper = cell.op == "<="
-    for scale in (cell.effect, 0.6, 1.6):
+    upper = op == "<="
+    for scale in (1.0, 0.6, 1.6):
         canary = np.zeros(3)
         baseline = np.zeros(3)
         for _ in range(looks):
-            for moments, share, factor in (
-                (canary, cell.share, scale),
-                (baseline, 1 - cell.share, 1.0),
-            ):
+            for moments, share, factor in ((canary, 0.1, scale), (baseline, 0.9, 1.0)):
                 count = int(rng.poisson(ORDERS * MEANS_LOOK * share))
-                values = _revenue(rng, cell.dist, count, factor)
+                values = revenue(rng, dist, count, factor)
                 moments += (values.size, values.sum(), (values * values).sum())  # noqa: PLW2901 - in place
             library = _judge.evidence_apart(
                 _judge.Moments(n=canary[0], total=canary[1], total_sq=canary[2]),
@@ -452,11 +483,10 @@ def refusal_check(rng: np.random.Generator) -> int:
     """Unbounded revenue through the library: every look INCONCLUSIVE, never a verdict."""
     verdicts = 0
     for dist in ("lognormal1.5", "lomax"):
-        state: _judge.MeansState | None = None
-        values_c = np.abs(rng.lognormal(0, 1.5, 500)) if dist != "lomax" else rng.pareto(1.5, 500)
-        values_b = np.abs(rng.lognormal(0, 1.5, 5000)) if dist != "lomax" else rng.pareto(1.5, 5000)
-        state, result = _judge.judge_means(
-            state,
+        values_c = rng.lognormal(0, 1.5, 500) if dist != "lomax" else rng.pareto(1.5, 500)
+        values_b = rng.lognormal(0, 1.5, 5000) if dist != "lomax" else rng.pareto(1.5, 5000)
+        _, result = _judge.judge_means(
+            None,
             _judge.Moments.of(list(values_c)),
             _judge.Moments.of(list(values_b)),
             alpha=ALPHA,

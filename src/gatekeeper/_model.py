@@ -277,9 +277,12 @@ class Metric:
     window: timedelta | None = None
     args: Mapping[str, str] = attrs.field(factory=dict, converter=frozen_mapping)
     options: Mapping[str, Any] = attrs.field(factory=dict, converter=frozen_mapping)
-    # For the statistical judge: how overdispersed the counts are (>= 1; bursts in both
-    # arms) and, for means, the range every value lies in (unbounded means are refused).
+    # For the statistical judge: how overdispersed the counts are from look to look
+    # (>= 1), how each arm's rate wanders on its own (the standard deviation of its log,
+    # and for how long), and, for means, the range every value lies in (unbounded means
+    # are refused).
     dispersion: float = 1.0
+    bursts: tuple[float, timedelta] | None = None
     bounds: tuple[float, float] | None = None
 
     @property

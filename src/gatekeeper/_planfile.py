@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,7 @@ _METRIC_KEYS = (
     "window",
     "args",
     "dispersion",
+    "bursts",
     "bounds",
 )
 # Kept under their old names: tests and docs checks import them from here.
@@ -278,6 +280,7 @@ class _Loader(PhaseLoader):
                 args=own_args,
                 options=options,
                 dispersion=self.dispersion(entry.get("dispersion", 1.0), (*key, "dispersion")),
+                bursts=self.bursts(entry.get("bursts"), (*key, "bursts")),
                 bounds=self.bounds(entry.get("bounds"), (*key, "bounds")),
             )
         return out
@@ -297,6 +300,33 @@ class _Loader(PhaseLoader):
         if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= 1e6:
             raise self.error(key, f"expected a number from 1 to 1000000, got {kind(value)}")
         return float(value)
+
+    def bursts(self, value: Any, key: tuple[PathPart, ...]) -> tuple[float, timedelta] | None:
+        """``{ size = "30%", lasting = "15m" }``: each arm's rate wanders on its own by
+        about ``size`` (the standard deviation of its log) for about ``lasting``."""
+        if value is None:
+            return None
+        entry = self.table(value, key)
+        self.unknown_keys(entry, ("size", "lasting"), key)
+        raw = entry.get("size")
+        size = raw
+        if isinstance(raw, str) and raw.strip().endswith("%"):
+            try:
+                size = float(raw.strip()[:-1]) / 100.0
+            except ValueError:
+                size = None
+        if isinstance(size, bool) or not isinstance(size, int | float) or not 0 < size <= 3:
+            got = "nothing" if raw is None else kind(raw)
+            raise self.error(
+                (*key, "size"),
+                f'expected a share above 0% and at most 300% ("30%" or 0.3), got {got}',
+            )
+        if "lasting" not in entry:
+            raise self.error((*key, "lasting"), 'expected a duration such as "15m", got nothing')
+        lasting = self.duration(entry["lasting"], (*key, "lasting"), limit=timedelta(days=7))
+        if lasting < timedelta(seconds=1):
+            raise self.error((*key, "lasting"), "bursts last at least 1s")
+        return float(size), lasting
 
     def bounds(self, value: Any, key: tuple[PathPart, ...]) -> tuple[float, float] | None:
         if value is None:
@@ -386,6 +416,9 @@ def plan_to_mapping(plan: Plan) -> dict[str, Any]:
             out["args"] = dict(metric.args)
         if metric.dispersion != 1.0:
             out["dispersion"] = metric.dispersion
+        if metric.bursts is not None:
+            size, lasting = metric.bursts
+            out["bursts"] = {"size": f"{size * 100:g}%", "lasting": format_duration(lasting)}
         if metric.bounds is not None:
             out["bounds"] = list(metric.bounds)
         out.update(metric.options)

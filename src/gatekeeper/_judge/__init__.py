@@ -22,7 +22,8 @@ first look of a phase)::
     state, result = judge_means(state, Moments(...), Moments(...), bounds=(0, 500), ...)
 
 * :func:`judge_counts` -- events of canary and baseline (Lindon & Malek's conditional
-  test), robust to declared overdispersion (``dispersion``);
+  test), robust to declared overdispersion (``dispersion``, ``bursts``), reporting the
+  dispersion the data show;
 * :func:`judge_tail` -- latency from histogram buckets, distribution-free: the share of
   requests slower than a bucket bound, by the counts test;
 * :func:`judge_bound` -- a rate against an absolute bound;
@@ -60,6 +61,7 @@ from .counts import (
     judge_counts,
     split_segments,
 )
+from .dispersion import SCALES_S, Bursts, Excess, ScaleSums
 from .inputs import compare_metric_problem
 from .means import (
     LAMBDAS,
@@ -95,15 +97,19 @@ __all__ = [
     "LAMBDAS",
     "MIN_MEANS_SAMPLES",
     "PRIOR_SCALE",
+    "SCALES_S",
     "UNBOUNDED_REASON",
     "UP_WEIGHTS",
     "AlphaBudget",
     "BoundState",
     "Buckets",
+    "Bursts",
     "CountsState",
+    "Excess",
     "JudgeResult",
     "MeansState",
     "Moments",
+    "ScaleSums",
     "Split",
     "arm_interval",
     "arm_log_e",
@@ -142,6 +148,15 @@ def state_from_dict(data: Mapping[str, Any]) -> CountsState | BoundState | Means
         raw["loglik"] = tuple(float(v) for v in raw["loglik"])
         if len(raw["loglik"]) != 2 * GRID_HALF + 1:
             raise ValueError("a counts state from a different grid")
+        # journals written before the dispersion was measured per block length
+        raw.pop("pearson", None)
+        raw.pop("pearson_looks", None)
+        if raw.get("bursts") is not None:
+            raw["bursts"] = Bursts(**raw["bursts"])
+        if "seen" in raw:
+            raw["seen"] = tuple(
+                ScaleSums(**{**scale, "start": tuple(scale["start"])}) for scale in raw["seen"]
+            )
         return CountsState(**raw)
     if test == "bound":
         return BoundState(**raw)

@@ -3,20 +3,23 @@
 Given a look's events, each is the canary's with probability ``r*pi / (r*pi + 1 - pi)``
 (``r`` the rate ratio, ``pi`` the canary's share of that look's exposure), so the
 unknown common rate cancels. The e-value is a mixture over ``r`` on the harmful side of
-``factor`` of likelihood ratios against ``r = factor``; with a declared ``dispersion``
-``phi`` every look's log-likelihood is divided by ``phi`` (a tempered, quasi-likelihood
-ratio), which keeps the e-process's expectation at 1 when the canary's share of the
-events varies ``phi`` times more than a binomial (bursts that hit one arm).
+``factor`` of likelihood ratios against ``r = factor``. With declared bursts
+(``dispersion``, ``bursts``: see :mod:`.dispersion`) every look's log-likelihood is
+divided by the variance inflation they imply (a tempered, quasi-likelihood ratio), which
+keeps the e-process's expectation at 1 when the canary's share of the events varies that
+much more than a binomial.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
 
 import attrs
 
+from .dispersion import Bursts, ScaleSums, excess, fresh_scales
 from .mixture import (
     GRID_HALF,
     GRID_STEP,
@@ -66,12 +69,13 @@ class CountsState:
     next look's cumulative counts into increments. ``broken`` is set for good when the
     counts went backwards: counts that are not cumulative (a metric ``window``) cannot be
     turned into increments, and no later look of the phase is judged on them.
-    ``pearson``/``pearson_looks`` estimate the dispersion the data show.
+    ``seen`` measures the dispersion the data show, at several block lengths.
     """
 
     factor: float
     op: str
     dispersion: float = 1.0
+    bursts: Bursts | None = None
     canary_events: float = 0.0
     canary_trials: float = 0.0
     baseline_events: float = 0.0
@@ -82,8 +86,7 @@ class CountsState:
     looks: int = 0
     decided_after_s: float | None = None
     broken: str | None = None
-    pearson: float = 0.0
-    pearson_looks: int = 0
+    seen: tuple[ScaleSums, ...] = attrs.field(factory=fresh_scales)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict; :func:`state_from_dict` reads it back."""
@@ -110,20 +113,27 @@ def counts_loglik_update(
     exposure: the binomial log-likelihood of the canary's share of the events, divided
     by ``dispersion``.
     """
-    out = list(loglik)
     if canary_events + baseline_events <= 0 or canary_exposure <= 0 or baseline_exposure <= 0:
-        return tuple(out)
+        return tuple(loglik)
     share = canary_exposure / (canary_exposure + baseline_exposure)
-    log_share, log_rest = math.log(share), math.log1p(-share)
+    log_share, log_rest, rest = math.log(share), math.log1p(-share), 1.0 - share
     temper = 1.0 / dispersion
-    for i in range(len(out)):
-        ratio = factor * grid_ratio(i - GRID_HALF)
-        log_denominator = math.log(ratio * share + 1.0 - share)
-        out[i] += temper * (
-            canary_events * (math.log(ratio) + log_share - log_denominator)
-            + baseline_events * (log_rest - log_denominator)
+    ce, be, log = canary_events, baseline_events, math.log
+    ratios, log_ratios = _grid(factor)
+    # a look runs through here every few seconds for hours: one pass, no calls but log
+    return tuple(
+        v + temper * (ce * (lr + log_share - ld) + be * (log_rest - ld))
+        for v, lr, ld in zip(
+            loglik, log_ratios, [log(r * share + rest) for r in ratios], strict=True
         )
-    return tuple(out)
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _grid(factor: float) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The grid's ratios ``factor * 1.1^k`` and their logs."""
+    ratios = tuple(factor * grid_ratio(k - GRID_HALF) for k in range(_GRID_SIZE))
+    return ratios, tuple(math.log(r) for r in ratios)
 
 
 def confidence_ratios(
@@ -184,21 +194,30 @@ def _exposures(split: Split | None) -> tuple[float, float] | str:
     return canary, baseline
 
 
-def _pearson(
-    loglik: Sequence[float], factor: float, canary: float, baseline: float, share: float
-) -> float | None:
-    """One look's Pearson residual² of the canary's events at the ratio the earlier
-    looks estimate (predictable): about 1 for binomial data, ``phi`` for overdispersed.
-    Diagnostic only: the test uses the declared dispersion, never this estimate."""
-    total = canary + baseline
-    if total <= 0 or not 0.0 < share < 1.0:
-        return None
-    # the posterior mode under the confidence sequence's prior: the null's boundary at
-    # the first look, and never a far grid end after a few looks without events
-    best = max(range(len(loglik)), key=lambda j: loglik[j] + _CS_WEIGHTS[j])
-    ratio = factor * grid_ratio(best - GRID_HALF)
-    theta = ratio * share / (ratio * share + 1.0 - share)
-    return (canary - total * theta) ** 2 / (total * theta * (1.0 - theta))
+def _mode_ratio(loglik: Sequence[float], factor: float) -> float:
+    """The ratio the looks so far estimate: the posterior mode under the confidence
+    sequence's prior (the null's boundary at the first look, and never a far grid end
+    after a few looks without events)."""
+    scores = [v + w for v, w in zip(loglik, _CS_WEIGHTS, strict=True)]
+    return _grid(factor)[0][scores.index(max(scores))]
+
+
+def _rates(
+    baseline_events: float,
+    canary_exposure: float,
+    baseline_exposure: float,
+    *,
+    factor: float,
+    elapsed_s: float | None,
+) -> tuple[float, float]:
+    """(canary, baseline) events per second, the canary's at the null's boundary
+    (``factor`` times the baseline's rate per unit of exposure): what bursts inflate
+    when the canary is healthy -- and no more when it is not, so harm does not hide
+    itself behind a larger inflation."""
+    if not elapsed_s or elapsed_s <= 0.0 or baseline_exposure <= 0.0:
+        return 0.0, 0.0
+    baseline = baseline_events / elapsed_s
+    return factor * baseline * canary_exposure / baseline_exposure, baseline
 
 
 def judge_counts(  # noqa: PLR0915 - one look reads top to bottom: check, update, decide, explain
@@ -217,6 +236,7 @@ def judge_counts(  # noqa: PLR0915 - one look reads top to bottom: check, update
     elapsed_s: float | None = None,
     name: str = "error rate",
     dispersion: float = 1.0,
+    bursts: Bursts | None = None,
     alpha_spent: float | None = None,
     alpha_budget: float | None = None,
 ) -> tuple[CountsState, JudgeResult]:
@@ -230,8 +250,9 @@ def judge_counts(  # noqa: PLR0915 - one look reads top to bottom: check, update
 
     ``op`` ``<=``/``<`` guards against a canary that is worse by more than ``factor``
     (e.g. 1.2 for a 20 % tolerance); ``>=``/``>`` against one that is lower.
-    ``dispersion`` (>= 1) is the variance inflation of the canary's share of the events
-    the plan allows for (bursty counts); ``alpha_spent``/``alpha_budget`` are reported.
+    ``dispersion`` (>= 1) is the variance inflation of each look's split the plan allows
+    for, ``bursts`` each arm's own wandering (it needs ``elapsed_s``: the inflation
+    follows the event rates); ``alpha_spent``/``alpha_budget`` are reported.
     """
     check_alpha(alpha)
     if not (math.isfinite(factor) and factor > 0):
@@ -240,11 +261,18 @@ def judge_counts(  # noqa: PLR0915 - one look reads top to bottom: check, update
         raise ValueError(f"dispersion must be at least 1, got {dispersion!r}")
     upper = upper_ops(op)
     budget = Budget(spent=alpha_spent, total=alpha_budget)
+    if bursts is not None and elapsed_s is None:
+        raise ValueError("bursts need elapsed_s: their inflation follows the event rates")
     if state is None:
-        state = CountsState(factor=factor, op=op, dispersion=dispersion)
-    elif (state.factor, state.op, state.dispersion) != (factor, op, dispersion):
+        state = CountsState(factor=factor, op=op, dispersion=dispersion, bursts=bursts)
+    elif (state.factor, state.op, state.dispersion, state.bursts) != (
+        factor,
+        op,
+        dispersion,
+        bursts,
+    ):
         raise ValueError(
-            "this state belongs to a different criterion (factor, op or dispersion differ)"
+            "this state belongs to a different criterion (factor, op, dispersion or bursts differ)"
         )
     looks = state.looks + 1
     if state.broken is not None:
@@ -282,9 +310,15 @@ def judge_counts(  # noqa: PLR0915 - one look reads top to bottom: check, update
         return state, invalid(
             "counts", alpha, "events without exposure in this look", looks, budget
         )
-    residual = _pearson(
-        state.loglik, factor, d_ce, d_be, d_ct / (d_ct + d_bt) if d_ct + d_bt > 0 else 0.0
+    canary_per_s, baseline_per_s = _rates(
+        baseline_events, canary_trials, baseline_trials, factor=factor, elapsed_s=elapsed_s
     )
+    temper = dispersion
+    if bursts is not None:
+        temper = max(temper, bursts.inflation(canary_per_s, baseline_per_s, None))
+    ratio = _mode_ratio(state.loglik, factor)  # from the earlier looks: predictable
+    cumulative = (canary_events, baseline_events, canary_trials, baseline_trials)
+    seen = tuple(scale.at(cumulative, elapsed_s, ratio) for scale in state.seen)
     loglik = counts_loglik_update(
         state.loglik,
         canary_events=d_ce,
@@ -292,7 +326,7 @@ def judge_counts(  # noqa: PLR0915 - one look reads top to bottom: check, update
         baseline_events=d_be,
         baseline_exposure=d_bt,
         factor=factor,
-        dispersion=dispersion,
+        dispersion=temper,
     )
     center = GRID_HALF
     log_harm = mixture_log_e(loglik, center, upward=upper)
@@ -310,8 +344,6 @@ def judge_counts(  # noqa: PLR0915 - one look reads top to bottom: check, update
     decided = decided_at(
         state.decided_after_s, outcome, elapsed_s, fail_only=fail_only, final=final
     )
-    pearson = state.pearson + (residual or 0.0)
-    pearson_looks = state.pearson_looks + (residual is not None)
     new_state = attrs.evolve(
         state,
         canary_events=canary_events,
@@ -323,8 +355,14 @@ def judge_counts(  # noqa: PLR0915 - one look reads top to bottom: check, update
         max_log_e_safe=max_safe,
         looks=looks,
         decided_after_s=decided,
-        pearson=pearson,
-        pearson_looks=pearson_looks,
+        seen=seen,
+    )
+    burstier = excess(
+        seen,
+        dispersion=dispersion,
+        bursts=bursts,
+        canary_rate=canary_per_s,
+        baseline_rate=baseline_per_s,
     )
     ci_low, ci_high = confidence_ratios(loglik, factor, alpha)
     canary_rate = canary_events / canary_trials if canary_trials > 0 else math.nan
@@ -343,8 +381,10 @@ def judge_counts(  # noqa: PLR0915 - one look reads top to bottom: check, update
     )
     ratio_text = "" if estimate is None else f"{fmt_ratio(estimate)}, "
     bound_text = f"bound {op} {fmt_ratio(factor)}"
-    if dispersion != 1.0:
-        bound_text += f", dispersion {dispersion:g}"
+    if temper != 1.0:
+        bound_text += f", dispersion {temper:.3g}"
+        if bursts is not None:
+            bound_text += f" ({bursts.text()})"
     evidence = evidence_text(bounded_e(max_harm), bounded_e(max_safe), alpha)
     explanation = explain(
         f"{rates_text} ({ratio_text}{interval}; {bound_text})",
@@ -356,6 +396,9 @@ def judge_counts(  # noqa: PLR0915 - one look reads top to bottom: check, update
         waiting_head=f"{rates_text} ({ratio_text}{interval})",
         budget=budget,
     )
+    if burstier is not None:
+        explanation += f"; {burstier.text(name)}"
+    per_look = seen[0].estimate()
     return new_state, JudgeResult(
         outcome=outcome,
         test="counts",
@@ -374,6 +417,7 @@ def judge_counts(  # noqa: PLR0915 - one look reads top to bottom: check, update
         collecting=collecting,
         alpha_spent=alpha_spent,
         alpha_budget=alpha_budget,
-        dispersion=dispersion,
-        dispersion_seen=pearson / pearson_looks if pearson_looks else None,
+        dispersion=temper,
+        dispersion_seen=None if per_look is None else per_look[0],
+        burstier=burstier,
     )

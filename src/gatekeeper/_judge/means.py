@@ -27,7 +27,7 @@ from typing import Any
 import attrs
 
 from .._model import Outcome
-from .mixture import bounded_e, log_sum_exp
+from .mixture import bounded_e
 from .verdict import (
     DASH,
     TIMES,
@@ -50,6 +50,10 @@ MIN_MEANS_SAMPLES = 2
 LAMBDAS: tuple[float, ...] = tuple(0.5 * 2.0 ** (-k / 2.0) for k in range(40))
 _LOG_W = -math.log(len(LAMBDAS))
 _PSI: tuple[float, ...] = tuple(-math.log1p(-lam) - lam for lam in LAMBDAS)
+#: Bisection steps over ``[lo, hi]``: 2^-40 of the range, far below any printed digit
+#: (each step costs two arms' mixtures; a look runs about 330 of them).
+BISECTIONS = 40
+_LAMBDA_PSI = tuple(zip(LAMBDAS, _PSI, strict=True))
 UNBOUNDED_REASON = (
     "a mean of values without declared bounds cannot be judged with error control (one "
     "large value moves it arbitrarily): declare the metric's bounds and clip its values "
@@ -154,9 +158,10 @@ def arm_log_e(arm: Moments, m: float, lo: float, hi: float, *, above: bool) -> f
     if not above:
         drift = -drift
     spread = max(0.0, arm.total_sq - 2.0 * m * arm.total + arm.n * m * m) / (span * span)
-    return log_sum_exp(
-        [_LOG_W + lam * drift - psi * spread for lam, psi in zip(LAMBDAS, _PSI, strict=True)]
-    )
+    terms = [_LOG_W + lam * drift - psi * spread for lam, psi in _LAMBDA_PSI]
+    top = max(terms)
+    exp = math.exp
+    return top + math.log(math.fsum([exp(t - top) for t in terms]))
 
 
 def evidence_apart(
@@ -190,7 +195,7 @@ def evidence_apart(
     if (a >= b) if above else (a <= b):
         return min(a, b)
     inside, outside = left, right
-    for _ in range(60):
+    for _ in range(BISECTIONS):
         middle = 0.5 * (inside + outside)
         a, b = pair(middle)
         if (a > b) == above:
@@ -211,7 +216,7 @@ def arm_interval(arm: Moments, lo: float, hi: float, alpha: float) -> tuple[floa
             return outside
         if arm_log_e(arm, inside, lo, hi, above=above) >= threshold:
             return inside
-        for _ in range(60):
+        for _ in range(BISECTIONS):
             middle = 0.5 * (inside + outside)
             if arm_log_e(arm, middle, lo, hi, above=above) >= threshold:
                 outside = middle

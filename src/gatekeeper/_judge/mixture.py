@@ -3,6 +3,7 @@ effect grid and its prior, and the Gaussian-mixture martingale."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -23,7 +24,8 @@ def log_sum_exp(values: Sequence[float]) -> float:
     top = max(values)
     if top == -math.inf:
         return -math.inf
-    return top + math.log(math.fsum(math.exp(v - top) for v in values))
+    exp = math.exp
+    return top + math.log(math.fsum([exp(v - top) for v in values]))
 
 
 def normal_cdf(x: float) -> float:
@@ -70,10 +72,15 @@ def grid_ratio(k: int) -> float:
 def mixture_log_e(loglik: Sequence[float], center: int, *, upward: bool) -> float:
     """log of the one-sided mixture e-value against the grid point ``center`` (an index
     into ``loglik``), mixing the points above (``upward``) or below it."""
-    weights = UP_WEIGHTS if upward else DOWN_WEIGHTS
     base = loglik[center]
-    terms = [w + loglik[center + k] - base for k, w in weights if 0 <= center + k < len(loglik)]
-    return log_sum_exp(terms)
+    return log_sum_exp([w + loglik[i] - base for i, w in _side(center, len(loglik), upward=upward)])
+
+
+@functools.lru_cache(maxsize=256)
+def _side(center: int, size: int, *, upward: bool) -> tuple[tuple[int, float], ...]:
+    """(index, log weight) of the grid points one side of ``center`` inside the grid."""
+    weights = UP_WEIGHTS if upward else DOWN_WEIGHTS
+    return tuple((center + k, w) for k, w in weights if 0 <= center + k < size)
 
 
 def bounded_e(log_e: float) -> float:

@@ -14,6 +14,7 @@ import math
 from collections.abc import Sequence
 
 from .counts import CountsState, judge_counts
+from .dispersion import Bursts
 from .verdict import JudgeResult
 
 #: ``(upper_bound, cumulative_count)`` pairs as Prometheus gives a histogram, sorted by
@@ -70,6 +71,7 @@ def judge_tail(
     name: str = "latency",
     unit: str = "s",
     dispersion: float = 1.0,
+    bursts: Bursts | None = None,
     alpha_spent: float | None = None,
     alpha_budget: float | None = None,
 ) -> tuple[CountsState, JudgeResult]:
@@ -92,6 +94,7 @@ def judge_tail(
         elapsed_s=elapsed_s,
         name=f"{name} share slower than {above:g}{unit}",
         dispersion=dispersion,
+        bursts=bursts,
         alpha_spent=alpha_spent,
         alpha_budget=alpha_budget,
     )

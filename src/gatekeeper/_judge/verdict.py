@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 
 from .._model import Outcome
+from .dispersion import Excess
 
 TIMES, DASH, ALPHA = "\u00d7", "\u2013", "\u03b1"  # x, -, alpha as people read them
 
@@ -42,7 +43,9 @@ class JudgeResult:
     ``alpha_spent`` is the part of the rollout's error budget spent by the phases
     judged so far, this one included (``None`` when the caller keeps no budget), and
     ``alpha_budget`` that budget; ``dispersion`` the variance inflation the test
-    allowed for and ``dispersion_seen`` the one the data show (counts only).
+    allowed for at this look, ``dispersion_seen`` the one the data show from look to
+    look, and ``burstier`` where they show clearly more than the test allows for
+    (counts only).
     """
 
     outcome: Outcome
@@ -64,6 +67,7 @@ class JudgeResult:
     alpha_budget: float | None = None
     dispersion: float | None = None
     dispersion_seen: float | None = None
+    burstier: Excess | None = None
 
     @property
     def p_value(self) -> float:
@@ -91,6 +95,7 @@ class JudgeResult:
             "collecting": self.collecting,
             "dispersion": self.dispersion,
             "dispersion_seen": self.dispersion_seen,
+            "burstier": None if self.burstier is None else attrs.asdict(self.burstier),
         }
 
 

@@ -221,6 +221,7 @@ def compare_verdict(
                 op=criterion.op,
                 split=share,
                 dispersion=metric.dispersion,
+                bursts=_bursts(judge, metric),
                 **common,
             )
     except ValueError as exc:  # counts that cannot be (negative, more events than trials)
@@ -295,6 +296,13 @@ def _split(
 def _as_ratio(bound: float, metric: Metric) -> float:
     """A bound in the metric's unit as a rate in (0, 1) (``percent`` metrics are x100)."""
     return bound / 100.0 if metric.unit == "percent" else bound
+
+
+def _bursts(judge: Any, metric: Metric) -> Any:
+    if metric.bursts is None:
+        return None
+    size, lasting = metric.bursts
+    return judge.Bursts(size=size, lasting_s=lasting.total_seconds())
 
 
 def _moments(judge: Any, moments: tuple[float, float, float]) -> Any:

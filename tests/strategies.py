@@ -225,6 +225,13 @@ def metric_tables(draw: st.DrawFn) -> dict[str, dict[str, Any]]:
             unit = draw(st.sampled_from(sorted(FITTING_UNITS)))
             if unit:
                 table["unit"] = unit
+        if shape == "ratio" and draw(st.integers(min_value=0, max_value=3)) == 0:
+            size = draw(st.sampled_from(["30%", "5%", 0.3, 1.5]))
+            lasting = draw(st.sampled_from(["15m", "1s", "2h30m", "7d", "90"]))
+            table["bursts"] = {"size": size, "lasting": lasting}
+        if shape == "query" and draw(st.integers(min_value=0, max_value=3)) == 0:
+            low = draw(st.integers(min_value=-5, max_value=5))
+            table["bounds"] = [low, low + draw(st.integers(min_value=1, max_value=100))]
         if draw(st.booleans()):
             table["window"] = draw(duration_texts())[0]
         out[name] = table
@@ -243,8 +250,12 @@ def gate_for(draw: st.DrawFn, metrics: dict[str, dict[str, Any]]) -> list[Any]:
             text = f"{name} {op} {draw(numbers(whole=True))[0]}"
         else:
             text, _ = draw(criteria(metric=name, unit=table.get("unit", "")))
-            if "window" in table and " canary" in text:
-                text = f"{name} > 0"  # a compare needs cumulative counts: no window
+            if " canary" in text and (
+                "window" in table  # a compare needs cumulative counts: no window
+                or ("numerator" not in table and "baseline" not in text)  # a bound: a rate
+                or not ({"numerator", "count", "bounds"} & set(table))  # data it can judge
+            ):
+                text = f"{name} > 0"
         if draw(st.integers(min_value=0, max_value=4)) == 0:
             out.append({"criterion": text, "fail_only": True, "alpha": 0.0005})
         else:

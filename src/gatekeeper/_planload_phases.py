@@ -295,11 +295,19 @@ class PhaseLoader(ScheduleLoader):
                     "a checkpoint judges once",
                 )
             if criterion.kind is Kind.COMPARE:
-                from ._judge import compare_metric_problem  # noqa: PLC0415 - compare plans only
+                from ._judge import (  # noqa: PLC0415 - compare plans only
+                    compare_data_problem,
+                    compare_metric_problem,
+                )
 
                 problem = compare_metric_problem(metrics[criterion.metric])
                 if problem is not None:
                     raise self.error(("metrics", criterion.metric, "window"), problem)
+                problem = compare_data_problem(
+                    metrics[criterion.metric], against_baseline=criterion.reference is not None
+                )
+                if problem is not None:
+                    raise self.error(item_key, problem)
             out.append(criterion)
         return tuple(out)
 

@@ -62,7 +62,7 @@ from .counts import (
     split_segments,
 )
 from .dispersion import SCALES_S, Bursts, Excess, ScaleSums
-from .inputs import compare_metric_problem
+from .inputs import compare_data_problem, compare_metric_problem
 from .means import (
     LAMBDAS,
     MIN_MEANS_SAMPLES,
@@ -116,6 +116,7 @@ __all__ = [
     "beta_binomial_log_bf",
     "bound_log_e",
     "bound_prior",
+    "compare_data_problem",
     "compare_metric_problem",
     "confidence_ratios",
     "counts_loglik_update",

@@ -381,10 +381,13 @@ def judge_counts(  # noqa: PLR0915 - one look reads top to bottom: check, update
     )
     ratio_text = "" if estimate is None else f"{fmt_ratio(estimate)}, "
     bound_text = f"bound {op} {fmt_ratio(factor)}"
+    tempered = ""  # said while collecting too: it is why evidence comes slower
     if temper != 1.0:
-        bound_text += f", dispersion {temper:.3g}"
+        tempered = f"dispersion {temper:.3g}"
         if bursts is not None:
-            bound_text += f" ({bursts.text()})"
+            tempered += f" ({bursts.text()})"
+        bound_text += f", {tempered}"
+        tempered = f"; {tempered}"
     evidence = evidence_text(bounded_e(max_harm), bounded_e(max_safe), alpha)
     explanation = explain(
         f"{rates_text} ({ratio_text}{interval}; {bound_text})",
@@ -393,7 +396,7 @@ def judge_counts(  # noqa: PLR0915 - one look reads top to bottom: check, update
         word,
         collecting=collecting,
         fail_only=fail_only,
-        waiting_head=f"{rates_text} ({ratio_text}{interval})",
+        waiting_head=f"{rates_text} ({ratio_text}{interval}{tempered})",
         budget=budget,
     )
     if burstier is not None:

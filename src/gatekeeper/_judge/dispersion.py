@@ -32,11 +32,14 @@ from .._units import format_duration
 
 #: Block lengths (seconds) at which the dispersion seen is measured; 0: every look.
 SCALES_S = (0.0, 20.0, 80.0, 320.0, 1280.0, 5120.0)
-#: Blocks a scale needs before its estimate is reported.
-MIN_BLOCKS = 4
+#: Blocks a scale needs before its estimate is reported: fewer make the standard error
+#: of a ratio of heavy-tailed sums (a rare canary event is a huge residual) unreliable.
+MIN_BLOCKS = 8
 #: The dispersion seen must exceed what the test assumes by this factor, at its lower
-#: bound (two standard errors), before a verdict says the data are burstier.
+#: bound (``STANDARD_ERRORS`` below the estimate), before a verdict says the data are
+#: burstier: a warning is a claim too.
 WARN_FACTOR = 1.25
+STANDARD_ERRORS = 2.5
 
 
 @attrs.frozen(kw_only=True)
@@ -155,14 +158,14 @@ class ScaleSums:
         )
 
     def estimate(self) -> tuple[float, float] | None:
-        """(dispersion seen, its lower bound at two standard errors), or ``None`` before
-        ``MIN_BLOCKS`` blocks with events."""
+        """(dispersion seen, its lower bound ``STANDARD_ERRORS`` below), or ``None``
+        before ``MIN_BLOCKS`` blocks with events."""
         if self.blocks < MIN_BLOCKS or self.b <= 0.0:
             return None
         seen = self.a / self.b
         # the ratio estimator's variance (delta method over the blocks)
         spread = max(0.0, self.aa - 2.0 * seen * self.ab + seen * seen * self.bb)
-        return seen, seen - 2.0 * math.sqrt(spread) / self.b
+        return seen, seen - STANDARD_ERRORS * math.sqrt(spread) / self.b
 
 
 def fresh_scales() -> tuple[ScaleSums, ...]:

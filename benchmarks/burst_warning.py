@@ -26,13 +26,23 @@ from gatekeeper import _judge
 ALPHA = 1e-12  # the phase runs its 4 hours: what is measured is the warning
 
 
-def first_warning(rows: np.ndarray, look: float, **declared: object) -> float:
+def first_warning(
+    rows: np.ndarray, look: float, dispersion: float, bursts: _judge.Bursts | None
+) -> float:
     """Seconds to the first look whose verdict says the data are burstier (inf: none)."""
     state: _judge.CountsState | None = None
     for index, (ce, ct, be, bt) in enumerate(rows):
         elapsed = (index + 1) * look
         state, result = _judge.judge_counts(
-            state, ce, ct, be, bt, alpha=ALPHA, elapsed_s=elapsed, **declared
+            state,
+            ce,
+            ct,
+            be,
+            bt,
+            alpha=ALPHA,
+            elapsed_s=elapsed,
+            dispersion=dispersion,
+            bursts=bursts,
         )
         if result.burstier is not None:
             return elapsed
@@ -45,29 +55,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20261209)
     args = parser.parse_args(argv)
     bursts = _judge.Bursts(size=BURST_SD, lasting_s=BURST_LASTING)
-    cells: list[tuple[str, Scenario, str, dict[str, object]]] = []
+    cells: list[tuple[str, Scenario, str, float, _judge.Bursts | None]] = []
     for share in (0.01, 0.10):
         base = Scenario("errors", "base", share)
-        cells.append(("binomial", base, "nothing declared", {}))
+        cells.append(("binomial", base, "nothing declared", 1.0, None))
         for k in (4.0, 1.0):
             nb = Scenario("errors", f"nb k={k:g}", share, knob="nb", param=k)
-            cells.append((f"negative binomial k = {k:g}", nb, "nothing declared", {}))
-            cells.append(
-                (f"negative binomial k = {k:g}", nb, "dispersion = 2", {"dispersion": 2.0})
-            )
+            cells.append((f"negative binomial k = {k:g}", nb, "nothing declared", 1.0, None))
+            cells.append((f"negative binomial k = {k:g}", nb, "dispersion = 2", 2.0, None))
         burst = Scenario("errors", "bursts", share, knob="bursts")
-        cells.append(("per-arm bursts", burst, "nothing declared", {}))
-        cells.append(("per-arm bursts", burst, "bursts 30% / 17m", {"bursts": bursts}))
+        cells.append(("per-arm bursts", burst, "nothing declared", 1.0, None))
+        cells.append(("per-arm bursts", burst, "bursts 30% / 17m", 1.0, bursts))
     print(
         "| data | share | declared | runs | warned by 1 h [95 % CI] | by 4 h [95 % CI] "
         "| median first warning |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     started = time.perf_counter()
-    for index, (label, scenario, name, declared) in enumerate(cells):
+    for index, (label, scenario, name, dispersion, declared) in enumerate(cells):
         streams = draw(scenario, args.runs, HORIZON, np.random.default_rng([args.seed, index]))
         times = [
-            first_warning(streams.cum[:, run, :], streams.look, **declared)
+            first_warning(streams.cum[:, run, :], streams.look, dispersion, declared)
             for run in range(args.runs)
         ]
         hour = sum(t <= 3600 for t in times)

@@ -133,6 +133,66 @@ def detection(rows: Sequence[Row]) -> str:
     return "\n".join(out)
 
 
+def _upper(row: Row) -> float:
+    s = summary(row)
+    return clopper_pearson(s["fail"], s["runs"])[1]
+
+
+def healthy_summary(rows: Sequence[Row]) -> str:
+    """Per scenario and judge, the false FAIL at 1 % and at 10 % side by side; ✗ where
+    the interval's upper end passes 1.5 alpha (then the judge is not the one to use on
+    that data)."""
+    cells: dict[tuple[str, str], dict[str, str]] = {}
+    for row in rows:
+        if row["effect"] != 1.0 or not row["engine"]:
+            continue
+        s = summary(row)
+        mark = " ✗" if _upper(row) > 0.015 else ""
+        name, share = _where(row)
+        cells.setdefault((name, row["judge"]), {})[share] = (
+            f"{interval(s['fail'], s['runs'])}{mark} ({s['runs']:,})"
+        )
+    out = [
+        "| scenario | judge | 1 % canary (runs) | 10 % canary (runs) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for (name, judge), by_share in cells.items():
+        out.append(f"| {name} | {judge} | {by_share.get('1%', '—')} | {by_share.get('10%', '—')} |")
+    return "\n".join(out)
+
+
+def oracle_summary(rows: Sequence[Row]) -> str:
+    """Median time to FAIL ÷ the oracle's, per scenario, judge, regression and share."""
+    cells: dict[tuple[str, str], dict[str, str]] = {}
+    columns: list[str] = []
+    for row in rows:
+        if row["effect"] == 1.0 or not row["engine"]:
+            continue
+        s = summary(row)
+        name, share = _where(row)
+        column = f"x{row['effect']:g} at {share}"
+        if column not in columns:
+            columns.append(column)
+        if math.isfinite(s["median"]) and math.isfinite(s["oracle_median"]):
+            text = (
+                f"{s['median'] / s['oracle_median']:.2f} ({minutes(s['median'])} vs "
+                f"{minutes(s['oracle_median'])})"
+            )
+        else:
+            text = f"found in {s['fail'] / s['runs']:.0%} of runs in 4 h"
+        cells.setdefault((name, row["judge"]), {})[column] = text
+    columns.sort(key=lambda c: (float(c[1:].split(" ")[0]), float(c.split(" at ")[1][:-1])))
+    out = [
+        "| scenario | judge | " + " | ".join(columns) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in columns) + " |",
+    ]
+    for (name, judge), by_column in cells.items():
+        out.append(
+            f"| {name} | {judge} | " + " | ".join(by_column.get(c, "—") for c in columns) + " |"
+        )
+    return "\n".join(out)
+
+
 def render(rows: Sequence[Row]) -> str:
     return "### Healthy canaries\n\n" + healthy(rows) + "\n\n### Regressions\n\n" + detection(rows)
 
@@ -141,6 +201,14 @@ def main(paths: list[str]) -> int:
     rows: list[Row] = []
     for path in paths:
         rows += json.loads(Path(path).read_text(encoding="utf-8"))
+    order = {name: i for i, name in enumerate(dict.fromkeys(r["scenario"] for r in rows))}
+    rows.sort(key=lambda r: (r["group"] != "errors", order[r["scenario"]], r["share"], r["effect"]))
+    print("### Summary: healthy canaries\n")
+    print(healthy_summary(rows))
+    print("\n### Summary: time to detect ÷ the oracle's\n")
+    for group in ("errors", "latency", "revenue"):
+        if any(r["group"] == group and r["effect"] != 1.0 for r in rows):
+            print(oracle_summary([r for r in rows if r["group"] == group]) + "\n")
     print(render(rows))
     return 0
 

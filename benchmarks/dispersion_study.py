@@ -40,6 +40,8 @@ from detection_sim import (
 )
 from detection_tables import interval
 
+from gatekeeper import _judge
+
 _LOG_THRESHOLD = math.log(1.0 / ALPHA)
 SCALES = 10
 PRIOR_EVENTS = 20.0
@@ -103,7 +105,7 @@ class Estimated(CountsReplica):
         inc = ce[rows, None] * (self.log_ratios[None, :] + np.log(share) - log_den)
         inc += be[rows, None] * (np.log1p(-share) - log_den)
         self.loglik[rows] += inc / phi[rows, None]
-        h = detection_sim._judge.GRID_HALF
+        h = _judge.GRID_HALF
         center = self.loglik[rows, h : h + 1]
         harm = detection_sim._logsumexp_rows(self.loglik[rows, h + 1 :] - center + self.up[None, :])
         self.max_harm[rows] = np.maximum(self.max_harm[rows], harm)

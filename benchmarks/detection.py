@@ -177,19 +177,24 @@ class Stream:
         )
 
 
-async def drive(plan: gatekeeper.Plan, stream: Stream, horizon: float) -> tuple[float, float]:
-    """One run through the engine: (time of the FAIL's rollback, time of the first PASS
-    at a checkpoint), seconds from the phase's start, inf for none."""
-    rollout = gatekeeper.Rollout(
+def rollout(plan: gatekeeper.Plan, source: gatekeeper.MetricSource) -> gatekeeper.Rollout:
+    """The engine as a run uses it, on the simulated clock from ``START``: the plan, its
+    one source, the memory balancer and journal."""
+    return gatekeeper.Rollout(
         plan,
-        sources={"sim": stream},
+        sources={"sim": source},
         traffic=MemoryBackend(),
         clock=gatekeeper.SimulatedClock(START),
         store=MemoryStore(),
         plugins=gatekeeper.Plugins(load_entry_points=False),
         rehearsal=True,
     )
-    result = await rollout.run()
+
+
+async def drive(plan: gatekeeper.Plan, stream: Stream, horizon: float) -> tuple[float, float]:
+    """One run through the engine: (time of the FAIL's rollback, time of the first PASS
+    at a checkpoint), seconds from the phase's start, inf for none."""
+    result = await rollout(plan, stream).run()
     failed = passed = math.inf
     for item in result.phases[0].checkpoints:
         at = (item.result.at - START).total_seconds()

@@ -46,17 +46,15 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+from detection import START, rollout
 from detection_sim import ALPHA, LOOK, Array, CountsReplica, Scenario, draw
 from scipy import stats
 
 import gatekeeper
 from gatekeeper import Measurement, Query
-from gatekeeper._store import MemoryStore
-from gatekeeper.traffic.memory import MemoryBackend
 
 HORIZON = 4 * 3600.0
 #: streams run past the last checkpoint: a phase INCONCLUSIVE at 4h re-checks at 4h05
@@ -65,7 +63,6 @@ TAIL = 600.0
 CHECKPOINTS = (900.0, 1800.0, 3600.0, 7200.0, 10800.0, 14400.0)
 FACTOR = 1.2
 FAIL_ONLY = False
-START = datetime(2026, 1, 5, 14, 0, tzinfo=UTC)
 _LOG_THRESHOLD = math.log(1.0 / ALPHA)
 CHUNK = 250  # runs simulated at a time (memory: looks x runs x 4 floats)
 
@@ -153,16 +150,7 @@ class Outcomes:
 
 async def drive(plan: gatekeeper.Plan, counts: Array, out: Outcomes) -> None:
     """One run through the engine; records the FAIL's decision time and the ending."""
-    rollout = gatekeeper.Rollout(
-        plan,
-        sources={"sim": Stream(counts)},
-        traffic=MemoryBackend(),
-        clock=gatekeeper.SimulatedClock(START),
-        store=MemoryStore(),
-        plugins=gatekeeper.Plugins(load_entry_points=False),
-        rehearsal=True,
-    )
-    result = await rollout.run()
+    result = await rollout(plan, Stream(counts)).run()
     failed_at = math.inf
     ended = result.outcome.name.lower()
     for item in result.phases[0].checkpoints:

@@ -5,6 +5,7 @@ dispersion is reported so a plan author can declare it."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -91,11 +92,25 @@ def test_poisson_counts_show_a_dispersion_near_one() -> None:
     assert 0.8 < seen < 1.2
 
 
-def test_a_real_regression_still_fails_with_dispersion_declared() -> None:
-    """A canary at 5 times the baseline's rate fails even with dispersion 3."""
+@pytest.mark.parametrize(
+    ("declared", "says"),
+    [
+        ({"dispersion": 3.0}, "dispersion 3"),
+        (
+            {"bursts": _judge.Bursts(size=0.3, lasting_s=997.0)},
+            "bursts 30% lasting 16m37s",
+        ),
+    ],
+)
+def test_a_real_regression_still_fails_with_bursts_declared(
+    declared: dict[str, Any], says: str
+) -> None:
+    """A canary at 5 times the baseline's rate fails with a declared dispersion of 3, or
+    with per-arm bursts declared (tempering by about 14 here), and says what it
+    tempered by."""
     state: _judge.CountsState | None = None
     result = None
-    for look in range(1, 40):
+    for look in range(1, 400):
         state, result = _judge.judge_counts(
             state,
             1.0 * look,
@@ -103,8 +118,12 @@ def test_a_real_regression_still_fails_with_dispersion_declared() -> None:
             1.8 * look,
             900.0 * look,
             alpha=0.01,
-            dispersion=3.0,
+            elapsed_s=5.0 * look,
+            **declared,
         )
+        if result.outcome is Outcome.FAIL:
+            break
     assert result is not None
     assert Outcome.FAIL == result.outcome
-    assert "dispersion 3" in result.explanation
+    assert result.dispersion is not None and result.dispersion >= 3
+    assert says in result.explanation

@@ -126,24 +126,13 @@ class ScaleSums:
             now - then for now, then in zip(cumulative, self.start, strict=True)
         )
         total = canary + baseline
-        if total <= 0.0 or canary_exposure <= 0.0 or baseline_exposure <= 0.0:
-            # no events, or an arm without exposure: nothing to compare
-            return ScaleSums(
-                seconds=self.seconds,
-                start=cumulative,
-                since=since,
-                a=self.a,
-                b=self.b,
-                aa=self.aa,
-                ab=self.ab,
-                bb=self.bb,
-                blocks=self.blocks,
-                covered=self.covered,
-            )
-        share = canary_exposure / (canary_exposure + baseline_exposure)
-        theta = ratio * share / (ratio * share + 1.0 - share)
-        a = (canary - total * theta) ** 2
-        b = total * theta * (1.0 - theta)
+        a = b = 0.0
+        closed = total > 0.0 and canary_exposure > 0.0 and baseline_exposure > 0.0
+        if closed:  # else no events, or an arm without exposure: nothing to compare
+            share = canary_exposure / (canary_exposure + baseline_exposure)
+            theta = ratio * share / (ratio * share + 1.0 - share)
+            a = (canary - total * theta) ** 2
+            b = total * theta * (1.0 - theta)
         return ScaleSums(
             seconds=self.seconds,
             start=cumulative,
@@ -153,8 +142,8 @@ class ScaleSums:
             aa=self.aa + a * a,
             ab=self.ab + a * b,
             bb=self.bb + b * b,
-            blocks=self.blocks + 1,
-            covered=self.covered + (since - self.since),
+            blocks=self.blocks + closed,
+            covered=self.covered + (since - self.since if closed else 0.0),
         )
 
     def estimate(self) -> tuple[float, float] | None:
@@ -187,8 +176,8 @@ class Excess:
         )
         return (
             f"the canary's share of events varies {self.seen:.3g}{chr(215)} a binomial {blocks}"
-            f" where the test assumes {self.assumed:.3g}{chr(215)} (bursts in one arm?): a FAIL "
-            f"may be a burst; declare `dispersion` or `bursts` for {metric}"
+            f" where the test assumes {self.assumed:.3g}{chr(215)} (bursts in one arm?): its "
+            f"{chr(945)} holds for what is declared; declare `dispersion` or `bursts` for {metric}"
         )
 
 
@@ -216,7 +205,7 @@ def excess(
             assumed = max(assumed, bursts.inflation(canary_rate, baseline_rate, length))
         if low / assumed >= worst_ratio:
             worst_ratio = low / assumed
-            worst = Excess(seconds=scale.seconds, seen=seen, assumed=assumed)
+            worst = Excess(seconds=scale.seconds, seen=float(seen), assumed=float(assumed))
     return worst
 
 

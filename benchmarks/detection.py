@@ -391,16 +391,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=0, help="Runs per scenario (0: the plan)")
     parser.add_argument("--cells", default="", help="Only scenarios whose label contains this")
     parser.add_argument("--part", default="1/1", help="K/N: the K-th of N interleaved parts")
+    parser.add_argument("--skip", nargs="*", default=[], help="JSON files: their cells are done")
     parser.add_argument("--json", default="", help="Write the rows to this file")
     parser.add_argument("--seed", type=int, default=20261207, help="Base seed")
     args = parser.parse_args(argv)
     part, parts = (int(v) for v in args.part.split("/"))
     horizon = 1800.0 if args.quick else HORIZON
-    chosen = [
+    done: set[str] = set()
+    for path in args.skip:  # a run cut short, resumed: its seeds are the cells' own
+        with open(path, encoding="utf-8") as handle:
+            done |= {row["cell"] for row in json.load(handle)}
+    left = [
         (index, scenario, runs)
         for index, (scenario, runs) in enumerate(scenarios())
-        if args.cells in scenario.label and index % parts == part - 1
+        if args.cells in scenario.label and scenario.label not in done
     ]
+    chosen = [c for position, c in enumerate(left) if position % parts == part - 1]
     if args.quick:  # one scenario of each kind, healthy, and the base x5
         quick = (
             "errors/base healthy @1%",

@@ -392,10 +392,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cells", default="", help="Only scenarios whose label contains this")
     parser.add_argument("--part", default="1/1", help="K/N: the K-th of N interleaved parts")
     parser.add_argument("--skip", nargs="*", default=[], help="JSON files: their cells are done")
+    parser.add_argument("--of-part", default="1/1", help="K/N: only cells whose index is K mod N")
     parser.add_argument("--json", default="", help="Write the rows to this file")
     parser.add_argument("--seed", type=int, default=20261207, help="Base seed")
     args = parser.parse_args(argv)
     part, parts = (int(v) for v in args.part.split("/"))
+    of_part, of_parts = (int(v) for v in args.of_part.split("/"))
     horizon = 1800.0 if args.quick else HORIZON
     done: set[str] = set()
     for path in args.skip:  # a run cut short, resumed: its seeds are the cells' own
@@ -404,7 +406,9 @@ def main(argv: list[str] | None = None) -> int:
     left = [
         (index, scenario, runs)
         for index, (scenario, runs) in enumerate(scenarios())
-        if args.cells in scenario.label and scenario.label not in done
+        if args.cells in scenario.label
+        and scenario.label not in done
+        and index % of_parts == of_part - 1
     ]
     chosen = [c for position, c in enumerate(left) if position % parts == part - 1]
     if args.quick:  # one scenario of each kind, healthy, and the base x5

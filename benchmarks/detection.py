@@ -306,6 +306,7 @@ def _check(scenario: Scenario, judge: Judge, streams: Streams, got: Array) -> No
         dispersion=judge.dispersion,
         bursts=(BURST_SD, float(round(BURST_LASTING))) if judge.bursts else None,
         threshold=math.log(1.0 / (judge.alpha or ALPHA)),
+        share=scenario.share,
     )
     bad = np.flatnonzero(got != want)
     if bad.size:

@@ -111,8 +111,10 @@ class CountsReplica:
         dispersion: float = 1.0,
         factor: float = 1.0,
         bursts: tuple[float, float] | None = None,
+        share: float | None = None,
     ) -> None:
         ks = np.arange(-_judge.GRID_HALF, _judge.GRID_HALF + 1)
+        self.share = share  # the canary's share in force (the engine passes the split)
         self.factor = factor
         self.ratios = factor * np.exp(ks * _judge.GRID_STEP)
         self.log_ratios = np.log(self.ratios)
@@ -129,8 +131,16 @@ class CountsReplica:
         self.cum += np.stack([ce, ct, be, bt], axis=1)
         temper = np.full(ce.size, self.dispersion)
         if self.bursts is not None:
-            baseline = self.cum[:, 2] / elapsed
-            canary = self.factor * baseline * self.cum[:, 1] / np.maximum(self.cum[:, 3], 1e-300)
+            exposure = self.cum[:, 1] + self.cum[:, 3]
+            share = (
+                self.share
+                if self.share is not None
+                else self.cum[:, 1] / np.maximum(exposure, 1e-300)
+            )
+            per_exposure = self.cum[:, 2] / np.maximum(self.cum[:, 3], 1e-300)
+            per_second = exposure / elapsed
+            canary = self.factor * per_exposure * share * per_second
+            baseline = per_exposure * (1.0 - share) * per_second
             harmonic = np.where(
                 (canary > 0) & (baseline > 0),
                 canary * baseline / np.maximum(canary + baseline, 1e-300),
@@ -417,6 +427,7 @@ def replica_fail_times(
     bursts: tuple[float, float] | None = None,
     factor: float = 1.0,
     threshold: float = _LOG_THRESHOLD,
+    share: float | None = None,
 ) -> Array:
     """The first look at which the judge's copy, fed every look's cumulative data, has
     harm at ``exp(threshold)`` (inf: never): what the engine must decide, run by run.
@@ -424,7 +435,7 @@ def replica_fail_times(
     looks, runs, _ = streams.cum.shape
     times = np.full(runs, np.inf)
     previous = np.zeros(streams.cum.shape[1:])
-    replica = CountsReplica(runs, dispersion=dispersion, factor=factor, bursts=bursts)
+    replica = CountsReplica(runs, dispersion=dispersion, factor=factor, bursts=bursts, share=share)
     for look in range(looks):
         now = streams.cum[look]
         elapsed = (look + 1) * streams.look

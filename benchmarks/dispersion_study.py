@@ -114,7 +114,7 @@ class Estimated(CountsReplica):
 def fail_times(scenario: Scenario, runs: int, seed: int) -> dict[str, Array]:
     streams = draw(scenario, runs, HORIZON, np.random.default_rng(seed))
     declared = (
-        CountsReplica(runs, bursts=(BURST_SD, BURST_LASTING))
+        CountsReplica(runs, bursts=(BURST_SD, BURST_LASTING), share=scenario.share)
         if scenario.knob == "bursts"
         else CountsReplica(runs, dispersion=3.0)
     )

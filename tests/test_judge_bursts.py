@@ -221,3 +221,40 @@ def test_declared_bursts_reach_the_judge_through_a_run(tmp_path: Path) -> None:
 
 
 BURSTS_15M = _judge.Bursts(size=0.3, lasting_s=900.0)
+
+
+def test_after_a_step_up_the_tempering_follows_the_share_in_force() -> None:
+    """A phase at 1 % for an hour, then 10 %: the look after the step tempers by what
+    bursts add to a 10 % canary's rates, not to the hour's average share (which would
+    temper by about half as much, and let bursts through)."""
+    state: _judge.CountsState | None = None
+    hour = 3600.0
+    state, _ = _judge.judge_counts(
+        state,
+        7.2,
+        None,
+        712.8,
+        None,
+        alpha=0.01,
+        split=[(1.0, hour)],
+        elapsed_s=hour,
+        bursts=BURSTS,
+    )
+    state, result = _judge.judge_counts(
+        state,
+        7.2 + 0.4,
+        None,
+        712.8 + 3.6,
+        None,
+        alpha=0.01,
+        split=[(10.0, 20.0)],
+        elapsed_s=hour + 20.0,
+        bursts=BURSTS,
+    )
+    # the baseline's 0.2 errors per share-second, one share-second a second in all
+    per_exposure = (712.8 + 3.6) / (0.99 * hour + 0.9 * 20.0)
+    assert per_exposure == pytest.approx(0.2)
+    expected = BURSTS.inflation(per_exposure * 0.1, per_exposure * 0.9, None)
+    average = BURSTS.inflation(per_exposure * 0.0105, per_exposure * 0.9895, None)
+    assert result.dispersion == pytest.approx(expected)
+    assert result.dispersion > 1.8 * average

@@ -207,17 +207,34 @@ def _rates(
     canary_exposure: float,
     baseline_exposure: float,
     *,
+    share: float,
     factor: float,
     elapsed_s: float | None,
 ) -> tuple[float, float]:
-    """(canary, baseline) events per second, the canary's at the null's boundary
-    (``factor`` times the baseline's rate per unit of exposure): what bursts inflate
-    when the canary is healthy -- and no more when it is not, so harm does not hide
-    itself behind a larger inflation."""
+    """(canary, baseline) events per second now: the baseline's events per unit of
+    exposure and the exposure per second so far, split by ``share``, the canary's share
+    in force now (a phase that stepped from 1 % to 10 % has the 10 % canary's rates, not
+    the average's). The canary's is at the null's boundary (``factor`` times the
+    baseline's per unit of exposure): what bursts inflate when the canary is healthy --
+    and no more when it is not, so harm does not hide behind a larger inflation."""
     if not elapsed_s or elapsed_s <= 0.0 or baseline_exposure <= 0.0:
         return 0.0, 0.0
-    baseline = baseline_events / elapsed_s
-    return factor * baseline * canary_exposure / baseline_exposure, baseline
+    per_exposure = baseline_events / baseline_exposure
+    per_second = (canary_exposure + baseline_exposure) / elapsed_s
+    return (
+        factor * per_exposure * share * per_second,
+        per_exposure * (1.0 - share) * per_second,
+    )
+
+
+def _share_now(split: Split | None, canary_exposure: float, baseline_exposure: float) -> float:
+    """The canary's share of the exposure in force over this interval (from ``split``),
+    else over the phase so far."""
+    interval = _exposures(split) if split is not None else None
+    if isinstance(interval, tuple) and sum(interval) > 0.0:
+        return interval[0] / sum(interval)
+    total = canary_exposure + baseline_exposure
+    return canary_exposure / total if total > 0.0 else 0.0
 
 
 def judge_counts(  # noqa: PLR0915 - one look reads top to bottom: check, update, decide, explain
@@ -311,7 +328,12 @@ def judge_counts(  # noqa: PLR0915 - one look reads top to bottom: check, update
             "counts", alpha, "events without exposure in this look", looks, budget
         )
     canary_per_s, baseline_per_s = _rates(
-        baseline_events, canary_trials, baseline_trials, factor=factor, elapsed_s=elapsed_s
+        baseline_events,
+        canary_trials,
+        baseline_trials,
+        share=_share_now(split, canary_trials, baseline_trials),
+        factor=factor,
+        elapsed_s=elapsed_s,
     )
     temper = dispersion
     if bursts is not None:

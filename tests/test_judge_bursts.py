@@ -256,5 +256,6 @@ def test_after_a_step_up_the_tempering_follows_the_share_in_force() -> None:
     assert per_exposure == pytest.approx(0.2)
     expected = BURSTS.inflation(per_exposure * 0.1, per_exposure * 0.9, None)
     average = BURSTS.inflation(per_exposure * 0.0105, per_exposure * 0.9895, None)
+    assert result.dispersion is not None
     assert result.dispersion == pytest.approx(expected)
     assert result.dispersion > 1.8 * average

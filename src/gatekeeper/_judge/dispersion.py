@@ -163,21 +163,20 @@ def fresh_scales() -> tuple[ScaleSums, ...]:
 
 @attrs.frozen(kw_only=True)
 class Excess:
-    """Where the data are clearly burstier than the test assumes: the block length, the
-    dispersion seen there and what the test assumes there."""
+    """Where the data are clearly burstier than the test assumes: the blocks' length
+    (their average: looks further apart than the scale make longer blocks; 0 for one
+    look), the dispersion seen there and what the test assumes there."""
 
     seconds: float
     seen: float
     assumed: float
 
     def text(self, metric: str) -> str:
-        blocks = (
-            "from look to look" if self.seconds <= 0.0 else f"over {_span(self.seconds)} blocks"
-        )
+        times = chr(215)
         return (
-            f"the canary's share of events varies {self.seen:.3g}{chr(215)} a binomial {blocks}"
-            f" where the test assumes {self.assumed:.3g}{chr(215)} (bursts in one arm?): its "
-            f"{chr(945)} holds for what is declared; declare `dispersion` or `bursts` for {metric}"
+            f"burstier than declared: the canary's share varies {self.seen:.3g}{times} a "
+            f"binomial over {_span(self.seconds)} blocks ({self.assumed:.3g}{times} declared) "
+            f"{chr(8212)} declare `dispersion` or `bursts` for {metric}"
         )
 
 
@@ -205,7 +204,7 @@ def excess(
             assumed = max(assumed, bursts.inflation(canary_rate, baseline_rate, length))
         if low / assumed >= worst_ratio:
             worst_ratio = low / assumed
-            worst = Excess(seconds=scale.seconds, seen=float(seen), assumed=float(assumed))
+            worst = Excess(seconds=float(length or 0.0), seen=float(seen), assumed=float(assumed))
     return worst
 
 

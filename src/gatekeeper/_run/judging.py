@@ -7,6 +7,7 @@ checkpoints; :func:`judge_gate` returns the new states for the caller to journal
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,6 +36,7 @@ __all__ = [
     "judge_gate",
     "relative_verdict",
     "share_over",
+    "short_reason",
     "summarize",
 ]
 
@@ -247,11 +249,19 @@ def summarize(result: GateResult) -> str:
     deciding = [v for v in result.verdicts if v.outcome is outcome]
     # The statistical evidence (e-values, sample sizes) stays in the verdict; the
     # one-line summary keeps what a person needs to act on.
-    return "; ".join(
-        f"{v.criterion.label}: "
-        + (v.reason.split(", e=")[0] if v.criterion.kind is Kind.COMPARE else v.reason)
-        for v in deciding
-    )
+    return "; ".join(f"{v.criterion.label}: {short_reason(v)}" for v in deciding)
+
+
+_EVIDENCE = re.compile(r", e(?:\(pass\))?=")
+
+
+def short_reason(verdict: Verdict) -> str:
+    """A verdict's reason without the statistical evidence that follows what was seen
+    (``, e=…`` or ``, e(pass)=…``) nor a "collecting evidence" the decision says
+    itself: the part a decision's one line repeats."""
+    if verdict.criterion.kind is not Kind.COMPARE:
+        return verdict.reason
+    return _EVIDENCE.split(verdict.reason, maxsplit=1)[0].removeprefix("collecting evidence: ")
 
 
 def collecting(result: GateResult) -> bool:

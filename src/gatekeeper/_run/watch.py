@@ -38,7 +38,7 @@ from .._results import WATCH_DECIDED
 from .._units import format_duration
 from .context import PhaseState
 from .events import EventKind, measurement_data, verdict_data
-from .judging import compare_verdict, relative_verdict, share_over
+from .judging import compare_verdict, relative_verdict, share_over, short_reason
 from .measure import Key
 
 if TYPE_CHECKING:
@@ -229,7 +229,7 @@ class Watcher:
         return verdict
 
     def _failed(self, index: int, criterion: Criterion, verdict: Verdict, at: datetime) -> str:
-        why = verdict.reason.split(", e=")[0] if criterion.kind is Kind.COMPARE else verdict.reason
+        why = short_reason(verdict)
         since = self.failing.get(index, at)
         lasted = f" for {format_duration(at - since)}" if at > since else ""
         return f"{criterion.label}: {why}{lasted}"
